@@ -1,0 +1,1 @@
+"""One resource per external system; see each module. Settings live in `resources.settings`."""

@@ -1,0 +1,217 @@
+"""The platform's settings: one environment-variable prefix, validated once at load.
+
+Everything the code location needs to know about where it runs comes from `PICLUSTER_*`
+variables (plus the inventory file, read by `platform_assets.inventory`). `load_settings` reads
+them all, checks each one, and raises `SettingsError` naming the variable and the expected form,
+so a wrong deployment fails when the code location loads, not halfway through a run.
+
+Secrets are never read here. For a secret we only check that its variable is set; the value
+reaches a resource through `dg.EnvVar(name)`, which Dagster resolves at run time and never
+shows in the UI, logs or metadata.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+PREFIX = "PICLUSTER_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ("local", "cluster")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and what it expects."""
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint: str  # host:port, no scheme
+    secure: bool
+    bucket: str
+    region: str
+    access_key_var: str  # names of the variables holding the secrets, never their values
+    secret_key_var: str
+
+
+@dataclass(frozen=True)
+class TrinoSettings:
+    host: str
+    port: int
+    user: str
+    catalog: str
+    http_scheme: str
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    host: str
+    port: int
+    database: str
+    user: str
+    password_var: str
+
+    def sqlalchemy_url(self, password: str) -> str:
+        """The URL for SQLAlchemy; built only inside a resource, from the resolved secret."""
+        return (
+            f"postgresql+psycopg2://{quote(self.user, safe='')}:{quote(password, safe='')}"
+            f"@{self.host}:{self.port}/{quote(self.database, safe='')}"
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: str
+    home: Path
+    inventory_path: Path
+    warehouse_schema: str
+    # local profile
+    object_store_root: Path
+    duckdb_path: Path
+    ledger_sqlite_path: Path
+    # cluster profile (None on local)
+    s3: S3Settings | None = None
+    trino: TrinoSettings | None = None
+    postgres: PostgresSettings | None = None
+    kubeconfig_path: Path | None = None
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.profile == "cluster"
+
+
+class _Reader:
+    """Reads prefixed variables from one environment mapping and explains what is wrong."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+
+    def raw(self, name: str) -> str | None:
+        value = self.environ.get(PREFIX + name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def text(self, name: str, default: str | None = None, *, expected: str = "a value") -> str:
+        value = self.raw(name)
+        if value is None:
+            if default is None:
+                raise SettingsError(f"{PREFIX}{name} is not set; expected {expected}.")
+            return default
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.text(name, default)
+        if value not in choices:
+            raise SettingsError(
+                f"{PREFIX}{name}={value!r} is not valid; expected one of: {', '.join(choices)}."
+            )
+        return value
+
+    def port(self, name: str, default: int | None = None) -> int:
+        value = self.raw(name)
+        if value is None:
+            if default is None:
+                raise SettingsError(f"{PREFIX}{name} is not set; expected a TCP port (1-65535).")
+            return default
+        if not value.isdigit() or not 1 <= int(value) <= 65535:
+            raise SettingsError(
+                f"{PREFIX}{name}={value!r} is not valid; expected a TCP port (1-65535)."
+            )
+        return int(value)
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{PREFIX}{name}={value!r} is not valid; expected true or false.")
+
+    def identifier(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        if not value.replace("_", "a").isalnum() or not value[0].isalpha() or not value.islower():
+            raise SettingsError(
+                f"{PREFIX}{name}={value!r} is not valid; expected a lower-case SQL identifier "
+                "(letters, digits, underscores, starting with a letter)."
+            )
+        return value
+
+    def host_port(self, name: str) -> str:
+        value = self.text(name, expected="host:port, e.g. 10.0.0.5:8333")
+        host, sep, port = value.rpartition(":")
+        if "://" in value or not sep or not host or not port.isdigit():
+            raise SettingsError(
+                f"{PREFIX}{name}={value!r} is not valid; expected host:port without a scheme, "
+                "e.g. seaweedfs.storage.svc:8333."
+            )
+        return value
+
+    def secret_var(self, name: str) -> str:
+        """Checks a secret is set without keeping its value; returns the variable's name."""
+        if self.raw(name) is None:
+            raise SettingsError(
+                f"{PREFIX}{name} is not set; expected the secret in that variable "
+                "(it is read only at run time and never logged)."
+            )
+        return PREFIX + name
+
+    def path(self, name: str, default: Path) -> Path:
+        value = self.raw(name)
+        if value is None:
+            return default
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (PROJECT_ROOT / path)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Reads and validates every `PICLUSTER_*` setting for the active profile."""
+    read = _Reader(os.environ if environ is None else environ)
+    profile = read.choice("PROFILE", PROFILES, "local")
+    home = read.path("HOME", PROJECT_ROOT / ".picluster")
+    default_inventory = "inventory.yaml" if profile == "cluster" else "inventory.example.yaml"
+    common = dict(
+        profile=profile,
+        home=home,
+        inventory_path=read.path("INVENTORY", PROJECT_ROOT / default_inventory),
+        warehouse_schema=read.identifier("WAREHOUSE_SCHEMA", "sensors"),
+        object_store_root=read.path("OBJECT_STORE_ROOT", home / "object-store"),
+        duckdb_path=read.path("DUCKDB_PATH", home / "warehouse.duckdb"),
+        ledger_sqlite_path=read.path("LEDGER_SQLITE_PATH", home / "ledger.sqlite"),
+    )
+    if profile == "local":
+        return Settings(**common)
+
+    s3 = S3Settings(
+        endpoint=read.host_port("S3_ENDPOINT"),
+        secure=read.flag("S3_SECURE", True),
+        bucket=read.text("S3_BUCKET", "lake"),
+        region=read.text("S3_REGION", "us-east-1"),
+        access_key_var=read.secret_var("S3_ACCESS_KEY"),
+        secret_key_var=read.secret_var("S3_SECRET_KEY"),
+    )
+    trino = TrinoSettings(
+        host=read.text("TRINO_HOST", expected="the Trino coordinator's host name"),
+        port=read.port("TRINO_PORT", 8080),
+        user=read.text("TRINO_USER", "piclusterops"),
+        catalog=read.identifier("TRINO_CATALOG", "hive"),
+        http_scheme=read.choice("TRINO_HTTP_SCHEME", ("http", "https"), "http"),
+    )
+    postgres = PostgresSettings(
+        host=read.text("PG_HOST", expected="the PostgreSQL host name"),
+        port=read.port("PG_PORT", 5432),
+        database=read.text("PG_DATABASE", "piclusterops"),
+        user=read.text("PG_USER", "piclusterops"),
+        password_var=read.secret_var("PG_PASSWORD"),
+    )
+    return Settings(
+        **common,
+        s3=s3,
+        trino=trino,
+        postgres=postgres,
+        kubeconfig_path=read.path("KUBECONFIG", home / "kubeconfig"),
+    )
