@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks for `make dev` (what=dev) or `make test` (what=test).
+# Idempotent: each step checks first and does nothing when the thing is already there.
+set -euo pipefail
+what="${1:-dev}"
+cd "$(dirname "$0")/.."
+
+UV_VERSION=0.13.8
+TEMURIN_HOME="${PICLUSTER_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
+# Debian packages the test services come from (see DESIGN.md "Real components in tests").
+TEST_DEBS=(postgresql-15 openssh-server bubblewrap sudo iproute2 procps maven)
+
+say() { printf '[bootstrap] %s\n' "$*"; }
+
+need_python() {
+  command -v python3 >/dev/null || { say "python3 (>= 3.11) is required: install it first"; exit 1; }
+  python3 - <<'PY' || { say "python3 >= 3.11 is required (found $(python3 --version))"; exit 1; }
+import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+}
+
+need_uv() {
+  if ! command -v uv >/dev/null || [ "$(uv --version | awk '{print $2}')" != "$UV_VERSION" ]; then
+    say "installing uv $UV_VERSION from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+  fi
+}
+
+need_debs() {
+  local missing=()
+  for pkg in "${TEST_DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { say "missing Debian packages: ${missing[*]} (run as root or install them)"; exit 1; }
+    sudo="sudo"
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  # Only the binaries are needed; the tests start their own servers in temp dirs.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The Debian packages may start system services; the tests never use them.
+  $sudo service ssh stop >/dev/null 2>&1 || true
+  $sudo service postgresql stop >/dev/null 2>&1 || true
+}
+
+need_java() {
+  [ -x "$TEMURIN_HOME/bin/java" ] && return 0
+  say "Trino 476 needs Java 24+: expected a JDK at $TEMURIN_HOME (set PICLUSTER_JAVA_HOME to another one)"
+  exit 1
+}
+
+need_python
+need_uv
+say "syncing the Python environment from uv.lock"
+uv sync --frozen --quiet
+if [ "$what" = test ]; then
+  need_debs
+  need_java
+  say "ensuring Trino 476 is in the cache (downloaded once from Maven Central)"
+  uv run --frozen python -m tests.harness.trino_dist
+fi
