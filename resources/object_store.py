@@ -1,0 +1,266 @@
+"""The object store: a folder on the local profile, an S3-API bucket (MinIO SDK) on the cluster.
+
+Both backends offer the same small interface, in the shape of the S3 API the cluster speaks:
+`put`, `get`, `stat`, `list` (in key order, with `start_after`), `delete`, and `table_location`
+(the URI a warehouse reads a prefix from). Keys are `/`-separated, never start with `/`.
+
+The local etag is the MD5 of the content, like S3's etag of a single-part upload, so re-writing the
+same bytes is recognisably the same object on both backends.
+"""
+
+import hashlib
+import os
+import tempfile
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+
+class ObjectInfo(NamedTuple):
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime  # timezone-aware, UTC
+
+
+class ObjectNotFound(KeyError):
+    """The key does not exist in the store; the message names the key and the store."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "object not found"
+
+
+def _check_key(key: str) -> str:
+    if (
+        not key
+        or key.startswith("/")
+        or "\\" in key
+        or any(p in ("", ".", "..") for p in key.rstrip("/").split("/"))
+    ):
+        raise ValueError(
+            f"object key {key!r} is not valid: use '/'-separated names without '.', '..' or a "
+            "leading '/'"
+        )
+    return key
+
+
+class ObjectStore(dg.ConfigurableResource, ABC):
+    """An S3-shaped object store. Implementations: `LocalObjectStore`, `S3ObjectStore`."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> ObjectInfo:
+        """Writes (or overwrites) one object and returns what was stored."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """The object's bytes; raises `ObjectNotFound` naming the key when it is absent."""
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo | None:
+        """The object's info, or None when it does not exist."""
+
+    @abstractmethod
+    def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        """Objects under `prefix` in key order, strictly after `start_after` when given."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Removes one object; deleting a missing key is not an error."""
+
+    @abstractmethod
+    def table_location(self, prefix: str) -> str:
+        """Where a warehouse reads `prefix`: `s3://bucket/prefix` or an absolute folder path."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A short name for messages (`folder /x/y` or `s3 bucket lake at host:port`)."""
+
+
+class LocalObjectStore(ObjectStore):
+    """A folder used as an object store: key `a/b.c` is the file `<root>/a/b.c`.
+
+    Writes go to a temporary file and are renamed into place, so a reader (or a listing) never
+    sees half an object. Names starting with `.` are not objects (editors' and our temp files).
+    """
+
+    root: str
+
+    _etag_cache: dict = PrivateAttr(default_factory=dict)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root) / _check_key(key)
+
+    def describe(self) -> str:
+        return f"folder {self.root}"
+
+    def _info(self, key: str, path: Path) -> ObjectInfo | None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        cache_key = (str(path), st.st_size, st.st_mtime_ns)
+        with self._lock:
+            etag = self._etag_cache.get(cache_key)
+        if etag is None:
+            etag = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+            with self._lock:
+                self._etag_cache[cache_key] = etag
+        return ObjectInfo(key, st.st_size, etag, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def put(self, key: str, data: bytes) -> ObjectInfo:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        info = self._info(key, path)
+        assert info is not None
+        return info
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFound(f"object {key!r} not found in {self.describe()}") from None
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        return self._info(key, path) if path.is_file() else None
+
+    def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        root = Path(self.root)
+        # Walk only the folder the prefix names, then sort by key: S3 orders keys by their bytes,
+        # which is not the order a directory walk gives ('a-b' < 'a/b').
+        base_dir = prefix.rpartition("/")[0]
+        start = root / base_dir if base_dir else root
+        if not start.is_dir():
+            return
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel_dir = Path(dirpath).relative_to(root).as_posix()
+            for name in filenames:
+                if name.startswith("."):
+                    continue
+                key = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if key.startswith(prefix) and (start_after is None or key > start_after):
+                    keys.append(key)
+        keys.sort(key=lambda k: k.encode())
+        for key in keys:
+            info = self._info(key, root / key)
+            if info is not None:  # deleted while we listed
+                yield info
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def table_location(self, prefix: str) -> str:
+        location = str((Path(self.root) / prefix).resolve())
+        return location + "/" if prefix.endswith("/") else location
+
+
+class S3ObjectStore(ObjectStore):
+    """A bucket on any server speaking the S3 API (SeaweedFS on the cluster), via the MinIO SDK."""
+
+    endpoint: str  # host:port, no scheme
+    access_key: str
+    secret_key: str
+    bucket: str
+    secure: bool = True
+    region: str = "us-east-1"
+
+    _client: Any = PrivateAttr(default=None)
+
+    def describe(self) -> str:
+        return f"s3 bucket {self.bucket} at {self.endpoint}"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from minio import Minio
+
+            self._client = Minio(
+                self.endpoint,
+                access_key=self.access_key,
+                secret_key=self.secret_key,
+                secure=self.secure,
+                region=self.region,
+            )
+        return self._client
+
+    def put(self, key: str, data: bytes) -> ObjectInfo:
+        import io
+
+        _check_key(key)
+        result = self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+        return ObjectInfo(key, len(data), (result.etag or "").strip('"'), datetime.now(UTC))
+
+    def get(self, key: str) -> bytes:
+        from minio.error import S3Error
+
+        try:
+            response = self.client.get_object(self.bucket, _check_key(key))
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                raise ObjectNotFound(f"object {key!r} not found in {self.describe()}") from None
+            raise
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        from minio.error import S3Error
+
+        try:
+            st = self.client.stat_object(self.bucket, _check_key(key))
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(key, st.size, (st.etag or "").strip('"'), st.last_modified)
+
+    def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        for obj in self.client.list_objects(
+            self.bucket, prefix=prefix, recursive=True, start_after=start_after
+        ):
+            if obj.is_dir:
+                continue
+            yield ObjectInfo(
+                obj.object_name, obj.size or 0, (obj.etag or "").strip('"'), obj.last_modified
+            )
+
+    def delete(self, key: str) -> None:
+        self.client.remove_object(self.bucket, _check_key(key))
+
+    def table_location(self, prefix: str) -> str:
+        return f"s3://{self.bucket}/{prefix}"
+
+
+def object_store_for(settings: Any) -> ObjectStore:
+    """The object store of the active profile; secrets reach it only through `dg.EnvVar`."""
+    if settings.is_cluster:
+        s3 = settings.s3
+        return S3ObjectStore(
+            endpoint=s3.endpoint,
+            access_key=dg.EnvVar(s3.access_key_var),
+            secret_key=dg.EnvVar(s3.secret_key_var),
+            bucket=s3.bucket,
+            secure=s3.secure,
+            region=s3.region,
+        )
+    return LocalObjectStore(root=str(settings.object_store_root))
