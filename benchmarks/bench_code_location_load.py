@@ -56,8 +56,8 @@ commands alternated.
 | the same, interpreter start-up ({empty:.3f} s) taken off both | | {net_ratio:.2f} |
 
 Heavy clients (kubernetes, trino, minio, paramiko, pyarrow, duckdb, sqlglot) are imported where
-they are used, not at load; `tests/test_code_location.py` fails if any of them is imported by loading
-the code location.
+they are used, not at load; `tests/test_code_location.py` fails if loading the code location
+imports any of them.
 """
     write_section(
         "Code location load time", "uv run python -m benchmarks bench_code_location_load", body

@@ -2,10 +2,10 @@
 
 One bucket (`lake`, on the cluster) or one folder (`<home>/object-store`, locally) holds:
 
-    landing/...                                         raw device uploads (.jsonl, .csv, optionally .gz)
-    warehouse/sensor_readings/dt=YYYY-MM-DD/<batch>.parquet   curated rows, one file per batch and day
-    quarantine/sensor_readings/dt=YYYY-MM-DD/<batch>.jsonl    rejected rows, one JSON record per row
-    metastore/                                          Trino's file metastore (test clusters only)
+    landing/...                                       raw uploads (.jsonl, .csv, optionally .gz)
+    warehouse/sensor_readings/dt=YYYY-MM-DD/<batch>.parquet   curated rows, a file per batch and day
+    quarantine/sensor_readings/dt=YYYY-MM-DD/<batch>.jsonl    rejected rows, one JSON record each
+    metastore/                                        Trino's file metastore (test clusters only)
 
 The curated table is partitioned Hive-style by `dt` (the UTC day of the reading); `dt` lives only in
 the path, never as a Parquet column, so Trino and DuckDB both read it as a partition key.
