@@ -1,0 +1,527 @@
+"""SSH to the nodes, verified: known_hosts only, key auth, `sudo -n`, a timeout on every call.
+
+`SshResource.open(targets)` gives a `NodeSessions` for one step of a run: at most one paramiko
+connection per host, opened on first use and closed when the step ends. Commands given as a list
+are quoted argument by argument (`shlex.join`); output is streamed to the run's log line by line
+with every secret replaced by `***`. Every failure is a `NodeError` whose message names the host.
+
+The resource knows nothing about K3s or Raspberry Pis: facts, plans and assets build on it, and
+backups and patches will reuse it.
+"""
+
+import contextlib
+import logging
+import select
+import shlex
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    import paramiko
+
+T = TypeVar("T")
+
+SUDO_PREFIX = ("sudo", "-n", "--")
+REDACTED = "***"
+_STDERR_TAIL_LINES = 15
+_SUDO_PASSWORD_MARKERS = ("a password is required", "a terminal is required")
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class NodeError(Exception):
+    """Anything that went wrong on one node; the message always starts with the node's name."""
+
+    def __init__(self, node: str, message: str):
+        super().__init__(f"{node}: {message}")
+        self.node = node
+        self.reason = message
+
+
+class NodeUnreachable(NodeError):
+    """No SSH connection could be made (refused, timed out, no route) or it was lost."""
+
+
+class NodeAuthFailed(NodeError):
+    """The node refused our key for the inventory's SSH user."""
+
+
+class HostKeyRejected(NodeError):
+    """The node's host key is not in known_hosts, or differs from the one recorded there."""
+
+
+class SudoRequiresPassword(NodeError):
+    """`sudo -n` refused: the SSH user has no passwordless sudo on the node."""
+
+
+class CommandFailed(NodeError):
+    """A command exited non-zero; carries the exit code and the tail of its stderr."""
+
+    def __init__(self, node: str, command: str, exit_code: int, stderr_tail: str):
+        tail = stderr_tail.strip() or "(no stderr)"
+        super().__init__(node, f"`{command}` exited with code {exit_code}; stderr:\n{tail}")
+        self.command = command
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+
+
+class CommandTimedOut(NodeError):
+    """A command did not finish within its timeout; the channel was closed."""
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where one node answers SSH: the inventory's name, address, port and user."""
+
+    name: str
+    address: str
+    port: int
+    user: str
+
+    @property
+    def known_hosts_name(self) -> str:
+        # OpenSSH writes non-default ports as [host]:port in known_hosts.
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one command did. `command` is the text that ran with secrets redacted."""
+
+    node: str
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+class _Redactor:
+    def __init__(self, secrets: Sequence[str]):
+        # Longest first, so a secret containing another is replaced whole.
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+def command_text(command: Sequence[str] | str, *, sudo: bool = False) -> str:
+    """The shell text sent to the node: lists are quoted argument by argument.
+
+    A string is a shell snippet the caller wrote on purpose (pipes, redirections); with `sudo`
+    it runs under `sh -c` so the whole snippet, not just its first word, gets root.
+    """
+    if isinstance(command, str):
+        return shlex.join([*SUDO_PREFIX, "sh", "-c", command]) if sudo else command
+    argv = [str(arg) for arg in command]
+    if not argv:
+        raise ValueError("empty command")
+    return shlex.join([*SUDO_PREFIX, *argv] if sudo else argv)
+
+
+def _fingerprint(key: "paramiko.PKey") -> str:
+    return key.fingerprint  # "SHA256:..." like ssh-keygen -l prints
+
+
+def _trust_hint(target: SshTarget, known_hosts: str) -> str:
+    port_flag = f"-p {target.port} " if target.port != 22 else ""
+    return (
+        f"check the fingerprint on the node's console (`ssh-keygen -lf "
+        f"/etc/ssh/ssh_host_ed25519_key.pub`), then trust it with: "
+        f"ssh-keyscan {port_flag}-t ed25519 {target.address} >> {known_hosts}"
+    )
+
+
+def _stderr_tail(stderr: str) -> str:
+    return "\n".join(stderr.strip().splitlines()[-_STDERR_TAIL_LINES:])
+
+
+class _LineLog:
+    """Turns chunks of output into whole lines for the log, redacted."""
+
+    def __init__(self, log: Any, prefix: str, redact: _Redactor, level: int):
+        self.log = log
+        self.prefix = prefix
+        self.redact = redact
+        self.level = level
+        self.pending = ""
+
+    def feed(self, chunk: str) -> None:
+        if self.log is None:
+            return
+        self.pending += chunk
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self._emit(line)
+
+    def close(self) -> None:
+        if self.log is not None and self.pending:
+            self._emit(self.pending)
+        self.pending = ""
+
+    def _emit(self, line: str) -> None:
+        text = f"{self.prefix}{self.redact(line.rstrip(chr(13)))}"
+        if self.level >= logging.WARNING:
+            self.log.warning(text)
+        else:
+            self.log.info(text)
+
+
+# --- sessions -------------------------------------------------------------------------------
+
+
+class _RejectUnknownHostKey:
+    """paramiko's RejectPolicy, remembering the offered key so the error can show it."""
+
+    def __init__(self) -> None:
+        import paramiko
+
+        self._policy = paramiko.RejectPolicy()
+        self.offered: paramiko.PKey | None = None
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        self.offered = key
+        self._policy.missing_host_key(client, hostname, key)
+
+
+class NodeSessions:
+    """The SSH connections of one step: at most one per host, closed on exit."""
+
+    def __init__(
+        self,
+        resource: "SshResource",
+        targets: Sequence[SshTarget],
+        log: Any = None,
+        secrets: Sequence[str] = (),
+    ):
+        self._resource = resource
+        self.targets = {t.name: t for t in targets}
+        if len(self.targets) != len(targets):
+            raise ValueError("two SSH targets share a node name")
+        self.log = log
+        self.redact = _Redactor(secrets)
+        self._clients: dict[str, paramiko.SSHClient] = {}
+        self._locks = {name: threading.Lock() for name in self.targets}
+        self._closed = False
+        # How many connections were made per node; a reboot legitimately adds one.
+        self.connections_opened: dict[str, int] = dict.fromkeys(self.targets, 0)
+
+    # context manager
+    def __enter__(self) -> "NodeSessions":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        for name in list(self._clients):
+            self._drop(name)
+
+    # connections
+    def _target(self, node: str) -> SshTarget:
+        try:
+            return self.targets[node]
+        except KeyError:
+            raise NodeError(node, "not among this step's SSH targets") from None
+
+    def _drop(self, node: str) -> None:
+        client = self._clients.pop(node, None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    def _client(self, node: str) -> "paramiko.SSHClient":
+        target = self._target(node)
+        with self._locks[node]:
+            client = self._clients.get(node)
+            if client is not None:
+                transport = client.get_transport()
+                if transport is not None and transport.is_active():
+                    return client
+                self._drop(node)  # lost (e.g. the node rebooted): a new connection
+            if self._closed:
+                raise NodeError(node, "SSH sessions are closed")
+            client = self._connect(target)
+            self._clients[node] = client
+            self.connections_opened[node] += 1
+            return client
+
+    def _connect(self, target: SshTarget) -> "paramiko.SSHClient":
+        import paramiko
+
+        res = self._resource
+        known_hosts = str(Path(res.known_hosts_path).expanduser())
+        client = paramiko.SSHClient()
+        # known_hosts only: never the user's ~/.ssh, never AutoAdd or Warning.
+        try:
+            client.load_host_keys(known_hosts)
+        except FileNotFoundError:
+            raise HostKeyRejected(
+                target.name,
+                f"known_hosts file {known_hosts} does not exist, so no host key can be "
+                f"verified; {_trust_hint(target, known_hosts)}",
+            ) from None
+        policy = _RejectUnknownHostKey()
+        client.set_missing_host_key_policy(policy)
+        where = f"{target.user}@{target.address}:{target.port}"
+        timeout = res.connect_timeout_s
+        try:
+            client.connect(
+                target.address,
+                port=target.port,
+                username=target.user,
+                key_filename=str(Path(res.private_key_path).expanduser()),
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                channel_timeout=timeout,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyRejected(
+                target.name,
+                f"host key for {target.known_hosts_name} CHANGED: the node offered "
+                f"{exc.key.get_name()} {_fingerprint(exc.key)} but {known_hosts} records "
+                f"{exc.expected_key.get_name()} {_fingerprint(exc.expected_key)}. Refusing to "
+                "connect. If the node was reinstalled, check the new fingerprint on its "
+                f"console, remove the old line with `ssh-keygen -R '{target.known_hosts_name}' "
+                f"-f {known_hosts}` and trust the new key; otherwise someone may be "
+                "intercepting the connection.",
+            ) from None
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise NodeAuthFailed(
+                target.name,
+                f"authentication failed for {where} with key {res.private_key_path} "
+                f"({exc.__class__.__name__}); is its public key in "
+                f"~{target.user}/.ssh/authorized_keys on the node?",
+            ) from None
+        except paramiko.SSHException as exc:
+            client.close()
+            if policy.offered is not None:
+                key = policy.offered
+                raise HostKeyRejected(
+                    target.name,
+                    f"host key for {target.known_hosts_name} is unknown (the node offered "
+                    f"{key.get_name()} {_fingerprint(key)}, not in {known_hosts}); refusing "
+                    f"to connect. To trust it, {_trust_hint(target, known_hosts)}",
+                ) from None
+            raise NodeUnreachable(
+                target.name, f"SSH handshake with {where} failed: {exc}"
+            ) from None
+        except TimeoutError:
+            client.close()
+            raise NodeUnreachable(
+                target.name, f"no answer from {where} within {timeout:g}s"
+            ) from None
+        except OSError as exc:  # refused, no route, NoValidConnectionsError
+            client.close()
+            reason = exc.strerror or str(exc)
+            raise NodeUnreachable(target.name, f"cannot connect to {where}: {reason}") from None
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(15)
+        return client
+
+    # commands
+    def run(
+        self,
+        node_name: str,
+        command: Sequence[str] | str,
+        *,
+        sudo: bool = False,
+        timeout_s: float | None = None,
+        check: bool = True,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        """Runs one command on one node and returns what it did.
+
+        Raises `CommandFailed` for a non-zero exit when `check`, `SudoRequiresPassword` when
+        `sudo -n` is refused (whatever `check` says), `CommandTimedOut` after `timeout_s`
+        (default: the resource's `command_timeout_s`), `NodeUnreachable` if the connection
+        cannot be made or is lost.
+        """
+        text = command_text(command, sudo=sudo)
+        shown = self.redact(text)
+        timeout = self._resource.command_timeout_s if timeout_s is None else timeout_s
+        client = self._client(node_name)
+        if self.log is not None:
+            self.log.info(f"[{node_name}] $ {shown}")
+        try:
+            exit_code, out, err = self._exec(client, node_name, text, timeout, stdin)
+        except CommandTimedOut as exc:
+            raise CommandTimedOut(
+                node_name, f"`{shown}` did not finish within {timeout:g}s"
+            ) from exc.__cause__
+        except (EOFError, OSError) as exc:
+            self._drop(node_name)
+            raise NodeUnreachable(
+                node_name, f"connection lost while running `{shown}`: {exc or type(exc).__name__}"
+            ) from None
+        result = CommandResult(node_name, shown, exit_code, out, err)
+        if sudo and exit_code == 1 and any(m in err for m in _SUDO_PASSWORD_MARKERS):
+            user = self._target(node_name).user
+            raise SudoRequiresPassword(
+                node_name,
+                f"`sudo -n` needs a password for {user}; give {user} passwordless sudo on "
+                f"the node (e.g. `{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/) or use "
+                "a user that has it",
+            )
+        if check and exit_code != 0:
+            raise CommandFailed(node_name, shown, exit_code, self.redact(_stderr_tail(err)))
+        return result
+
+    def _exec(
+        self,
+        client: "paramiko.SSHClient",
+        node: str,
+        text: str,
+        timeout: float,
+        stdin: bytes | None,
+    ) -> tuple[int, str, str]:
+        import paramiko
+
+        transport = client.get_transport()
+        if transport is None or not transport.is_active():
+            raise EOFError("transport closed")
+        try:
+            channel = transport.open_session(timeout=self._resource.connect_timeout_s)
+        except paramiko.SSHException as exc:
+            raise OSError(str(exc)) from None
+        out_chunks: list[bytes] = []
+        err_chunks: list[bytes] = []
+        out_log = _LineLog(self.log, f"[{node}] ", self.redact, logging.INFO)
+        err_log = _LineLog(self.log, f"[{node}] stderr: ", self.redact, logging.INFO)
+        deadline = time.monotonic() + timeout
+        try:
+            channel.exec_command(text)
+            if stdin is not None:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            while True:
+                drained = False
+                while channel.recv_ready():
+                    data = channel.recv(65536)
+                    out_chunks.append(data)
+                    out_log.feed(data.decode(errors="replace"))
+                    drained = True
+                while channel.recv_stderr_ready():
+                    data = channel.recv_stderr(65536)
+                    err_chunks.append(data)
+                    err_log.feed(data.decode(errors="replace"))
+                    drained = True
+                if (
+                    channel.exit_status_ready()
+                    and not channel.recv_ready()
+                    and not channel.recv_stderr_ready()
+                    and (channel.eof_received or channel.closed)
+                ):
+                    break
+                if channel.closed and not channel.exit_status_ready():
+                    raise EOFError("channel closed before the command exited")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CommandTimedOut(node, "timeout")
+                if not drained:
+                    select.select([channel], [], [], min(remaining, 0.5))
+            exit_code = channel.recv_exit_status()
+            if exit_code == -1 and not transport.is_active():
+                raise EOFError("connection dropped")
+        finally:
+            out_log.close()
+            err_log.close()
+            channel.close()
+        return (
+            exit_code,
+            b"".join(out_chunks).decode(errors="replace"),
+            b"".join(err_chunks).decode(errors="replace"),
+        )
+
+    def for_each(
+        self, node_names: Sequence[str], fn: Callable[[str], T]
+    ) -> dict[str, "T | NodeError"]:
+        """Calls `fn(node_name)` for every node, at most `max_parallel` at a time.
+
+        One node's failure never stops the others: its entry is the `NodeError` it raised (any
+        other exception is wrapped in a `NodeError` naming the node). Keys keep the given order.
+        """
+        names = list(dict.fromkeys(node_names))
+        for name in names:
+            self._target(name)
+
+        def call(name: str) -> "T | NodeError":
+            try:
+                return fn(name)
+            except NodeError as exc:
+                return exc
+            except Exception as exc:  # a bug or parse error on one node must not stop others
+                error = NodeError(name, f"{type(exc).__name__}: {self.redact(str(exc))}")
+                error.__cause__ = exc
+                return error
+
+        workers = max(1, min(self._resource.max_parallel, len(names) or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ssh") as pool:
+            results = list(pool.map(call, names))
+        return dict(zip(names, results, strict=True))
+
+    def wait_reachable(self, node_name: str, timeout_s: float, interval_s: float = 2.0) -> float:
+        """Waits (bounded) until the node answers a trivial command; returns seconds waited.
+
+        For after a reboot. Host key and auth errors are raised at once, never waited out.
+        """
+        started = time.monotonic()
+        last: NodeError | None = None
+        while time.monotonic() - started < timeout_s:
+            try:
+                self.run(node_name, ["true"], timeout_s=self._resource.connect_timeout_s)
+                return time.monotonic() - started
+            except (NodeUnreachable, CommandTimedOut) as exc:
+                last = exc
+                self._drop(node_name)
+                time.sleep(interval_s)
+        raise NodeUnreachable(
+            node_name,
+            f"did not answer within {timeout_s:g}s"
+            + (f" (last error: {last.reason})" if last else ""),
+        )
+
+
+class SshResource(dg.ConfigurableResource):
+    """SSH to the cluster's nodes with verified host keys and key authentication."""
+
+    known_hosts_path: str
+    private_key_path: str
+    connect_timeout_s: float = 10.0
+    command_timeout_s: float = 300.0
+    max_parallel: int = 4
+
+    def open(
+        self,
+        targets: Sequence[SshTarget],
+        log: Any = None,
+        secrets: Sequence[str] = (),
+    ) -> NodeSessions:
+        """Sessions for one step; use as a context manager so connections close after it."""
+        return NodeSessions(self, targets, log=log, secrets=secrets)
