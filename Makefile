@@ -8,7 +8,8 @@ PORT ?= 3000
 
 dev:
 	@scripts/bootstrap.sh dev
-	@mkdir -p "$(DAGSTER_HOME)" && touch "$(DAGSTER_HOME)/dagster.yaml"
+	@mkdir -p "$(DAGSTER_HOME)"
+	@test -f "$(DAGSTER_HOME)/dagster.yaml" || printf 'telemetry:\n  enabled: false\n' > "$(DAGSTER_HOME)/dagster.yaml"
 	uv run --frozen dg dev -w workspace.yaml --host $(HOST) --port $(PORT)
 
 test:
