@@ -22,7 +22,9 @@ PY
 need_uv() {
   if ! command -v uv >/dev/null || [ "$(uv --version | awk '{print $2}')" != "$UV_VERSION" ]; then
     say "installing uv $UV_VERSION from PyPI"
-    python3 -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    python3 -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" 2>/dev/null \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "uv==$UV_VERSION"
+    hash -r
   fi
 }
 
@@ -55,7 +57,7 @@ need_java() {
 need_python
 need_uv
 say "syncing the Python environment from uv.lock"
-uv sync --frozen --quiet
+uv sync --locked --quiet  # --locked: fail if uv.lock is out of date with pyproject.toml
 if [ "$what" = test ]; then
   need_debs
   need_java
