@@ -1,0 +1,545 @@
+"""The inventory: the nodes, the network plan, K3s and SSH settings, validated before anything runs.
+
+`load_inventory(path)` parses the YAML file into `Inventory` (pydantic: types, ranges, unknown
+keys) and then checks the plan as a whole (addresses inside the subnet, no overlaps between the
+LAN, the MetalLB pool, the pod and service networks, one K3s server, memory per node). Every
+problem is reported at once as `InventoryError`, one line per problem, each naming the file and
+the field path: `inventory.yaml: nodes[2].address: 192.168.0.300 is not an IPv4 address`.
+
+`inventory.schema.json` is generated from these models (`python -m platform_assets.inventory
+--schema`), so editors can check the file as it is typed.
+"""
+
+import ipaddress
+import json
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# K3s resource profiling (docs.k3s.io/reference/resource-profiling): a server with its own
+# workload needs about 1.6 GB, an agent about 0.3 GB. The OS itself keeps some more.
+K3S_SERVER_MIB = 1600
+K3S_AGENT_MIB = 300
+OS_RESERVED_MIB = 512
+# What stays free on a node after everything placed there: the Pi has no swap once prepared, so
+# the OOM killer is the only thing between a burst and a lost node.
+HEADROOM_FRACTION = 0.20
+# K3s gives every node a /24 out of the pod network (kube-controller-manager node-cidr-mask-size).
+NODE_POD_PREFIX = 24
+# Kubernetes refuses a service network with more than 20 host bits.
+MIN_SERVICE_PREFIX = 12
+K3S_DISABLE_COMPONENTS = ("coredns", "servicelb", "traefik", "local-storage", "metrics-server")
+# Networks a pod, service or LAN range must never sit on.
+RESERVED_NETWORKS = {
+    "loopback (127.0.0.0/8)": ipaddress.IPv4Network("127.0.0.0/8"),
+    "link-local (169.254.0.0/16)": ipaddress.IPv4Network("169.254.0.0/16"),
+    "multicast (224.0.0.0/4)": ipaddress.IPv4Network("224.0.0.0/4"),
+    "'this network' (0.0.0.0/8)": ipaddress.IPv4Network("0.0.0.0/8"),
+}
+
+_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_K3S_VERSION = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?)$")
+
+
+class InventoryError(ValueError):
+    """The inventory cannot work. One line per problem: `<file>: <field path>: <reason>`."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {path}: {reason}" if path else f"{source}: {reason}"
+                 for path, reason in problems]
+        super().__init__("\n".join(lines))
+
+
+class _Strict(BaseModel):
+    # A typo in a key ("adress") is an error, not a silently ignored field.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Node(_Strict):
+    """One Raspberry Pi."""
+
+    name: str = Field(description="Host name the node gets (RFC 1123 label, lower case).")
+    address: str = Field(description="The node's fixed IPv4 address on the LAN.")
+    role: Literal["server", "agent"] = Field(description="K3s role.")
+    ssh_user: str = Field(description="User SSH logs in as; needs passwordless sudo.")
+    ssh_port: int = Field(22, ge=1, le=65535)
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Kubernetes node labels; workloads are placed by them."
+    )
+    memory_mib: int = Field(8192, ge=1024, description="Installed RAM (a Pi 5 8 GB: 8192).")
+
+    @field_validator("address")
+    @classmethod
+    def _ipv4(cls, value: str) -> str:
+        return _check_ipv4(value)
+
+
+class MetalLbPool(_Strict):
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _ipv4(cls, value: str) -> str:
+        return _check_ipv4(value)
+
+
+class Network(_Strict):
+    """The LAN the nodes sit on and the networks K3s creates on top of it."""
+
+    subnet: str = Field(description="The LAN, e.g. 192.168.0.0/24.")
+    gateway: str
+    dns: list[str] = Field(min_length=1)
+    metallb_pool: MetalLbPool = Field(description="LoadBalancer addresses MetalLB hands out.")
+    pod_cidr: str = Field("10.42.0.0/16", description="K3s cluster-cidr; a /24 per node.")
+    service_cidr: str = Field("10.43.0.0/16", description="K3s service-cidr.")
+
+    @field_validator("subnet", "pod_cidr", "service_cidr")
+    @classmethod
+    def _network(cls, value: str) -> str:
+        try:
+            ipaddress.IPv4Network(value, strict=True)
+        except ipaddress.NetmaskValueError as exc:
+            raise ValueError(f"{value} is not an IPv4 network ({exc})") from None
+        except ValueError as exc:
+            if "has host bits set" in str(exc):
+                net = ipaddress.IPv4Network(value, strict=False)
+                raise ValueError(f"{value} has host bits set; did you mean {net}?") from None
+            raise ValueError(f"{value} is not an IPv4 network in CIDR form (a.b.c.d/n)") from None
+        if "/" not in value:
+            raise ValueError(f"{value} needs a prefix length, e.g. {value}/24")
+        return value
+
+    @field_validator("gateway")
+    @classmethod
+    def _ipv4(cls, value: str) -> str:
+        return _check_ipv4(value)
+
+    @field_validator("dns")
+    @classmethod
+    def _dns(cls, values: list[str]) -> list[str]:
+        return [_check_ipv4(v) for v in values]
+
+
+class K3s(_Strict):
+    """K3s settings shared by every node."""
+
+    version: str = Field(description="Pinned K3s release, e.g. v1.33.5+k3s1.")
+    cluster_init: bool = Field(True, description="Embedded etcd (needed for etcd snapshots).")
+    disable: list[str] = Field(default_factory=lambda: ["traefik", "servicelb"])
+    data_dir: str = Field("/var/lib/rancher/k3s")
+    token_env: str = Field(description="NAME of the environment variable holding the join token.")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not _K3S_VERSION.match(value):
+            raise ValueError(
+                f"{value!r} is not a pinned K3s release; expected the form v1.33.5+k3s1"
+            )
+        return value
+
+    @field_validator("token_env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name (upper case, digits, _); "
+                "put the NAME of the variable here, never the token itself"
+            )
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _abs(cls, value: str) -> str:
+        if not value.startswith("/") or "\x00" in value:
+            raise ValueError(f"{value!r} is not an absolute path")
+        return value
+
+
+class Ssh(_Strict):
+    """How the platform reaches the nodes."""
+
+    private_key_path: str
+    known_hosts_path: str
+    connect_timeout_s: float = Field(10.0, gt=0, le=300)
+    command_timeout_s: float = Field(300.0, gt=0, le=3600)
+    max_parallel: int = Field(4, ge=1, le=64)
+
+
+class Workload(_Strict):
+    """Memory a release will ask for on the nodes its selector matches (for the capacity plan)."""
+
+    name: str
+    memory_mib: int = Field(ge=1)
+    node_selector: dict[str, str] = Field(min_length=1)
+
+
+class Inventory(_Strict):
+    """The whole plan for the cluster."""
+
+    nodes: list[Node] = Field(min_length=1)
+    network: Network
+    k3s: K3s
+    ssh: Ssh
+    workloads: list[Workload] = Field(default_factory=list)
+
+    @property
+    def server(self) -> Node:
+        return next(n for n in self.nodes if n.role == "server")
+
+    @property
+    def agents(self) -> list[Node]:
+        return [n for n in self.nodes if n.role == "agent"]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"no node named {name!r} in the inventory")
+
+    def workloads_on(self, node: Node) -> list[Workload]:
+        return [w for w in self.workloads if _matches(w.node_selector, node.labels)]
+
+
+def _check_ipv4(value: str) -> str:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError(f"{value} is not an IPv4 address") from None
+    return value
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Reads, parses and validates the inventory file; raises `InventoryError` on any problem.
+
+    Relative SSH key and known_hosts paths are resolved against the file's folder.
+    """
+    path = Path(path)
+    source = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError(
+            str(path), [("", "file not found; copy inventory.example.yaml and set "
+                             "PICLUSTER_INVENTORY to its path")]
+        ) from None
+    except OSError as exc:
+        raise InventoryError(str(path), [("", f"cannot be read: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InventoryError(source, [(where, f"not valid YAML: {problem}")]) from None
+    inventory = parse_inventory(data, source=source)
+    return _resolve_paths(inventory, path.parent)
+
+
+def parse_inventory(data: object, source: str = "inventory.yaml") -> Inventory:
+    """Validates an already-parsed mapping (as YAML gives it)."""
+    if not isinstance(data, dict):
+        raise InventoryError(source, [("", "expected a mapping with nodes, network, k3s, ssh")])
+    try:
+        inventory = Inventory.model_validate(data)
+    except ValidationError as exc:
+        raise InventoryError(source, [_pydantic_problem(e) for e in exc.errors()]) from None
+    problems = list(check_plan(inventory))
+    if problems:
+        raise InventoryError(source, problems)
+    return inventory
+
+
+def _resolve_paths(inventory: Inventory, base: Path) -> Inventory:
+    ssh = inventory.ssh
+    resolved = {
+        key: str((base / Path(value).expanduser()).resolve())
+        if not Path(value).expanduser().is_absolute() else str(Path(value).expanduser())
+        for key, value in (("private_key_path", ssh.private_key_path),
+                           ("known_hosts_path", ssh.known_hosts_path))
+    }
+    return inventory.model_copy(update={"ssh": ssh.model_copy(update=resolved)})
+
+
+def _field_path(loc: Iterable[object]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _pydantic_problem(error: dict) -> tuple[str, str]:
+    # Drop pydantic's internal location parts (e.g. the 'function-after' wrapper names).
+    loc = [p for p in error["loc"] if not (isinstance(p, str) and "[" in p)]
+    path = _field_path(loc)
+    kind = error["type"]
+    if kind == "value_error":
+        message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
+    elif kind == "missing":
+        message = "is required"
+    elif kind == "extra_forbidden":
+        message = f"unknown key (value {error['input']!r}); check the spelling"
+    elif kind == "literal_error":
+        message = f"{error['input']!r} is not allowed; {error['msg'].lower()}"
+    else:
+        message = f"{error['msg']} (got {error['input']!r})"
+    return path, message
+
+
+# --- the plan as a whole -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ranges:
+    subnet: ipaddress.IPv4Network
+    pods: ipaddress.IPv4Network
+    services: ipaddress.IPv4Network
+
+
+def check_plan(inv: Inventory) -> Iterable[tuple[str, str]]:
+    """Everything the types alone cannot see; yields (field path, reason)."""
+    net = inv.network
+    subnet = ipaddress.IPv4Network(net.subnet)
+    pods = ipaddress.IPv4Network(net.pod_cidr)
+    services = ipaddress.IPv4Network(net.service_cidr)
+    gateway = ipaddress.IPv4Address(net.gateway)
+    pool_start = ipaddress.IPv4Address(net.metallb_pool.start)
+    pool_end = ipaddress.IPv4Address(net.metallb_pool.end)
+
+    yield from _check_nodes(inv, subnet, gateway)
+
+    # The LAN itself.
+    if subnet.prefixlen > 30:
+        yield ("network.subnet",
+               f"{subnet} is too small to hold {len(inv.nodes)} nodes and a gateway")
+    if gateway not in subnet:
+        yield "network.gateway", f"{gateway} is outside network.subnet {subnet}"
+    elif gateway in (subnet.network_address, subnet.broadcast_address):
+        yield "network.gateway", f"{gateway} is the network or broadcast address of {subnet}"
+
+    # The MetalLB pool: LAN addresses nobody else uses.
+    if pool_start > pool_end:
+        yield ("network.metallb_pool",
+               f"start {pool_start} is after end {pool_end}; swap them")
+    for key, addr in (("start", pool_start), ("end", pool_end)):
+        if addr not in subnet:
+            yield (f"network.metallb_pool.{key}",
+                   f"{addr} is outside network.subnet {subnet}; MetalLB (L2) answers ARP only "
+                   "for addresses on the nodes' LAN")
+        elif addr in (subnet.network_address, subnet.broadcast_address):
+            yield (f"network.metallb_pool.{key}",
+                   f"{addr} is the network or broadcast address of {subnet}")
+    if pool_start <= pool_end:
+        for i, node in enumerate(inv.nodes):
+            if pool_start <= ipaddress.IPv4Address(node.address) <= pool_end:
+                yield (f"nodes[{i}].address",
+                       f"{node.address} ({node.name}) lies inside network.metallb_pool "
+                       f"{pool_start}-{pool_end}; MetalLB would hand it to a service")
+        if pool_start <= gateway <= pool_end:
+            yield ("network.metallb_pool",
+                   f"{pool_start}-{pool_end} contains the gateway {gateway}")
+        for j, dns in enumerate(net.dns):
+            if pool_start <= ipaddress.IPv4Address(dns) <= pool_end:
+                yield (f"network.dns[{j}]",
+                       f"{dns} lies inside network.metallb_pool {pool_start}-{pool_end}")
+        if "servicelb" not in inv.k3s.disable:
+            yield ("k3s.disable",
+                   "must contain 'servicelb': MetalLB hands out network.metallb_pool, and K3s's "
+                   "own ServiceLB would answer the same LoadBalancer services")
+
+    # Pod and service networks: not on the LAN, not on each other, big enough.
+    ranges = _Ranges(subnet, pods, services)
+    yield from _check_overlaps(ranges, net)
+    if pods.prefixlen > NODE_POD_PREFIX:
+        yield ("network.pod_cidr",
+               f"{pods} is smaller than the /{NODE_POD_PREFIX} K3s gives each node; "
+               f"use at least a /{NODE_POD_PREFIX - (len(inv.nodes) - 1).bit_length()}, "
+               "e.g. 10.42.0.0/16")
+    else:
+        per_node = 2 ** (NODE_POD_PREFIX - pods.prefixlen)
+        if per_node < len(inv.nodes):
+            yield ("network.pod_cidr",
+                   f"{pods} holds {per_node} node /{NODE_POD_PREFIX} networks but the inventory "
+                   f"has {len(inv.nodes)} nodes; use a larger one, e.g. 10.42.0.0/16")
+    if services.prefixlen < MIN_SERVICE_PREFIX:
+        yield ("network.service_cidr",
+               f"{services} is larger than Kubernetes allows (at most /{MIN_SERVICE_PREFIX})")
+    elif services.num_addresses < 16:
+        yield ("network.service_cidr",
+               f"{services} is too small: cluster DNS takes its 10th address")
+    for j, dns in enumerate(net.dns):
+        addr = ipaddress.IPv4Address(dns)
+        if addr in pods or addr in services:
+            yield (f"network.dns[{j}]",
+                   f"{dns} lies inside the pod or service network; nodes could not reach it")
+
+    yield from _check_k3s(inv)
+    yield from _check_capacity(inv)
+
+
+def _check_nodes(inv: Inventory, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address):
+    names: dict[str, int] = {}
+    addresses: dict[str, int] = {}
+    for i, node in enumerate(inv.nodes):
+        where = f"nodes[{i}]"
+        if not _HOSTNAME.match(node.name):
+            yield (f"{where}.name",
+                   f"{node.name!r} is not a valid host name (lower-case letters, digits and "
+                   "'-', at most 63, not starting or ending with '-')")
+        if node.name in names:
+            yield f"{where}.name", f"{node.name!r} is already used by nodes[{names[node.name]}]"
+        names.setdefault(node.name, i)
+        if node.address in addresses:
+            yield (f"{where}.address",
+                   f"{node.address} is already used by nodes[{addresses[node.address]}] "
+                   f"({inv.nodes[addresses[node.address]].name})")
+        addresses.setdefault(node.address, i)
+        addr = ipaddress.IPv4Address(node.address)
+        if addr not in subnet:
+            yield f"{where}.address", f"{node.address} is outside network.subnet {subnet}"
+        elif addr in (subnet.network_address, subnet.broadcast_address):
+            yield (f"{where}.address",
+                   f"{node.address} is the network or broadcast address of {subnet}")
+        if addr == gateway:
+            yield f"{where}.address", f"{node.address} is the gateway's address"
+        if not _UNIX_USER.match(node.ssh_user):
+            yield f"{where}.ssh_user", f"{node.ssh_user!r} is not a valid user name"
+        for key, value in node.labels.items():
+            problem = _label_problem(key, value)
+            if problem:
+                yield f"{where}.labels.{key}", problem
+
+    servers = [i for i, n in enumerate(inv.nodes) if n.role == "server"]
+    if not servers:
+        yield "nodes", "no node has role 'server'; exactly one K3s server is needed"
+    elif len(servers) > 1:
+        listed = ", ".join(f"nodes[{i}] ({inv.nodes[i].name})" for i in servers)
+        yield ("nodes",
+               f"{len(servers)} nodes have role 'server' ({listed}); this platform runs exactly "
+               "one K3s server with embedded etcd (two servers halve availability: etcd needs "
+               "a majority; three need memory the 8 GB Pis do not spare). Make the others "
+               "agents")
+
+
+def _label_problem(key: str, value: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if (prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix))) or not (
+        name and _LABEL_NAME.match(name)
+    ):
+        return f"{key!r} is not a valid Kubernetes label key"
+    if len(value) > 63 or not _LABEL_VALUE.match(value):
+        return f"{value!r} is not a valid Kubernetes label value (at most 63 of A-Za-z0-9-_.)"
+    return None
+
+
+def _check_overlaps(r: _Ranges, net: Network):
+    named = (("network.subnet", r.subnet), ("network.pod_cidr", r.pods),
+             ("network.service_cidr", r.services))
+    for (a_name, a), (b_name, b) in ((named[1], named[0]), (named[2], named[0]),
+                                     (named[2], named[1])):
+        if a.overlaps(b):
+            yield a_name, f"{a} overlaps {b_name} {b}; they must not share addresses"
+    for field, network in named:
+        for label, reserved in RESERVED_NETWORKS.items():
+            if network.overlaps(reserved):
+                yield field, f"{network} overlaps the {label} range"
+
+
+def _check_k3s(inv: Inventory):
+    if not inv.k3s.cluster_init:
+        yield ("k3s.cluster_init",
+               "must be true: the platform's backups take K3s etcd snapshots, which need "
+               "embedded etcd")
+    seen: set[str] = set()
+    for j, item in enumerate(inv.k3s.disable):
+        if item not in K3S_DISABLE_COMPONENTS:
+            yield (f"k3s.disable[{j}]",
+                   f"{item!r} is not a K3s packaged component; expected one of "
+                   f"{', '.join(K3S_DISABLE_COMPONENTS)}")
+        if item in seen:
+            yield f"k3s.disable[{j}]", f"{item!r} is listed twice"
+        seen.add(item)
+    if "coredns" in inv.k3s.disable:
+        yield ("k3s.disable",
+               "'coredns' cannot be disabled here: the platform's services find each other "
+               "through cluster DNS")
+
+
+def _check_capacity(inv: Inventory):
+    for j, workload in enumerate(inv.workloads):
+        if not any(_matches(workload.node_selector, n.labels) for n in inv.nodes):
+            selector = ", ".join(f"{k}={v}" for k, v in workload.node_selector.items())
+            yield (f"workloads[{j}].node_selector",
+                   f"{workload.name}: no node has the labels {selector}; it could never start")
+    for i, node in enumerate(inv.nodes):
+        base = K3S_SERVER_MIB if node.role == "server" else K3S_AGENT_MIB
+        placed = inv.workloads_on(node)
+        total = OS_RESERVED_MIB + base + sum(w.memory_mib for w in placed)
+        limit = int(node.memory_mib * (1 - HEADROOM_FRACTION))
+        if total > limit:
+            parts = ", ".join(f"{w.name} {w.memory_mib}" for w in placed) or "no workloads"
+            yield (f"nodes[{i}]",
+                   f"{node.name} would need {total} MiB (OS {OS_RESERVED_MIB} + K3s {node.role} "
+                   f"{base} + {parts}) but only {limit} MiB of its {node.memory_mib} MiB may be "
+                   f"planned ({int(HEADROOM_FRACTION * 100)} % headroom); move workloads by "
+                   "changing labels or workloads[].node_selector")
+
+
+def capacity_table(inv: Inventory) -> list[dict[str, object]]:
+    """Planned memory per node (for the inventory asset's summary)."""
+    rows = []
+    for node in inv.nodes:
+        base = K3S_SERVER_MIB if node.role == "server" else K3S_AGENT_MIB
+        placed = inv.workloads_on(node)
+        total = OS_RESERVED_MIB + base + sum(w.memory_mib for w in placed)
+        rows.append({
+            "node": node.name, "role": node.role, "address": node.address,
+            "workloads": ", ".join(w.name for w in placed) or "-",
+            "planned_mib": total, "memory_mib": node.memory_mib,
+            "limit_mib": int(node.memory_mib * (1 - HEADROOM_FRACTION)),
+        })
+    return rows
+
+
+def json_schema() -> dict:
+    schema = Inventory.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "PiClusterOps inventory"
+    return schema
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--schema"]:
+        print(json.dumps(json_schema(), indent=2))
+    else:
+        for arg in sys.argv[1:]:
+            try:
+                inv = load_inventory(arg)
+            except InventoryError as exc:
+                print(exc, file=sys.stderr)
+                sys.exit(1)
+            print(f"{arg}: ok ({len(inv.nodes)} nodes)")
