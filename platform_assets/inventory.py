@@ -17,10 +17,17 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 # K3s resource profiling (docs.k3s.io/reference/resource-profiling): a server with its own
 # workload needs about 1.6 GB, an agent about 0.3 GB. The OS itself keeps some more.
@@ -63,6 +70,17 @@ class InventoryError(ValueError):
         super().__init__("\n".join(lines))
 
 
+def _check_ipv4(value: str) -> str:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError(f"{value} is not an IPv4 address") from None
+    return value
+
+
+IPv4Address = Annotated[str, AfterValidator(_check_ipv4)]
+
+
 class _Strict(BaseModel):
     # A typo in a key ("adress") is an error, not a silently ignored field.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -102,7 +120,7 @@ class Network(_Strict):
 
     subnet: str = Field(description="The LAN, e.g. 192.168.0.0/24.")
     gateway: str
-    dns: list[str] = Field(min_length=1)
+    dns: list[IPv4Address] = Field(min_length=1)
     metallb_pool: MetalLbPool = Field(description="LoadBalancer addresses MetalLB hands out.")
     pod_cidr: str = Field("10.42.0.0/16", description="K3s cluster-cidr; a /24 per node.")
     service_cidr: str = Field("10.43.0.0/16", description="K3s service-cidr.")
@@ -127,11 +145,6 @@ class Network(_Strict):
     @classmethod
     def _ipv4(cls, value: str) -> str:
         return _check_ipv4(value)
-
-    @field_validator("dns")
-    @classmethod
-    def _dns(cls, values: list[str]) -> list[str]:
-        return [_check_ipv4(v) for v in values]
 
 
 class K3s(_Strict):
@@ -213,14 +226,6 @@ class Inventory(_Strict):
 
     def workloads_on(self, node: Node) -> list[Workload]:
         return [w for w in self.workloads if _matches(w.node_selector, node.labels)]
-
-
-def _check_ipv4(value: str) -> str:
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        raise ValueError(f"{value} is not an IPv4 address") from None
-    return value
 
 
 def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:

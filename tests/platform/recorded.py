@@ -1,0 +1,68 @@
+"""A recorded stand-in for `NodeSessions` (the SSH layer) in unit tests.
+
+Fabric's shape: each remote command is (command, stdout, stderr, exit code). `RecordedSessions`
+answers `run` from such records per node, keeps every command it was asked in `calls`, and offers
+the same `for_each`. It is a fake of our SSH layer, not of a Pi: the over-real-SSH tests against
+the fake-Pi cluster live in tests/ssh/.
+"""
+
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from resources.ssh import CommandFailed, CommandResult, NodeError, NodeUnreachable
+
+
+@dataclass(frozen=True)
+class Recorded:
+    command: str
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
+
+
+@dataclass
+class RecordedSessions:
+    """`records[node][command text]` -> Recorded; unknown commands exit 127 like a shell."""
+
+    records: Mapping[str, Mapping[str, Recorded]]
+    unreachable: set[str] = field(default_factory=set)
+    calls: list[tuple[str, str, bytes | None]] = field(default_factory=list)
+    # Called after each recorded command (e.g. to change state after a write).
+    on_run: Callable[[str, str, bytes | None], None] | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def run(self, node_name, command, *, sudo=False, timeout_s=None, check=True, stdin=None):
+        text = command if isinstance(command, str) else shlex.join(command)
+        if sudo:
+            text = shlex.join(["sudo", "-n", "--"]) + " " + text
+        if node_name in self.unreachable:
+            raise NodeUnreachable(node_name, "cannot connect (recorded as down)")
+        self.calls.append((node_name, text, stdin))
+        key = text.removeprefix("sudo -n -- ")
+        rec = self.records.get(node_name, {}).get(key)
+        if rec is None:
+            rec = Recorded(key, "", f"sh: 1: {key.split()[0]}: not found", 127)
+        if self.on_run is not None:
+            self.on_run(node_name, key, stdin)
+        if check and rec.exit_code != 0:
+            raise CommandFailed(node_name, text, rec.exit_code, rec.stderr)
+        return CommandResult(node_name, text, rec.exit_code, rec.stdout, rec.stderr)
+
+    def for_each(self, node_names: Sequence[str], fn):
+        out = {}
+        for name in node_names:
+            try:
+                out[name] = fn(name)
+            except NodeError as exc:
+                out[name] = exc
+        return out
+
+
+def records(*items: Recorded) -> dict[str, Recorded]:
+    return {r.command: r for r in items}
