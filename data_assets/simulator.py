@@ -17,7 +17,11 @@ import random
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import dagster as dg
+
 from data_assets.layout import LANDING_PREFIX
+from data_assets.partitions import daily_partitions
+from resources.object_store import ObjectStore
 
 MANIFEST_PREFIX = "simulator/manifests/"
 FORMATS = ("jsonl", "csv")
@@ -282,7 +286,7 @@ def simulate_day(
     return SimulatedDay(day, uploads, manifest)
 
 
-def write_day(store, simulated: SimulatedDay, overwrite: bool = True) -> dict:
+def write_day(store: ObjectStore, simulated: SimulatedDay, overwrite: bool = True) -> dict:
     """Uploads the day's files in upload order (late files last) and then its manifest.
 
     With `overwrite=False` a day that already has a manifest is left as it is. Returns the
@@ -301,3 +305,88 @@ def write_day(store, simulated: SimulatedDay, overwrite: bool = True) -> dict:
     manifest["written_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     store.put(key, json.dumps(manifest, indent=1).encode())
     return manifest
+
+
+class MockSensorConfig(dg.Config):
+    """What the simulated devices upload for the partition's day."""
+
+    devices: int = 8
+    seed: int = 7
+    formats: list[str] = list(FORMATS)
+    gzip: bool = True
+    faults: bool = True
+    malformed_rate: float = FaultRates.typical().malformed
+    missing_field_rate: float = FaultRates.typical().missing_field
+    extra_field_rate: float = FaultRates.typical().extra_field
+    out_of_range_rate: float = FaultRates.typical().out_of_range
+    duplicate_rate: float = FaultRates.typical().duplicate
+    late_file_rate: float = FaultRates.typical().late_file
+    empty_file_rate: float = FaultRates.typical().empty_file
+    overwrite: bool = False
+    """Write the day again even if mock data (a manifest) for it is already in the store."""
+
+    def fault_rates(self) -> FaultRates:
+        if not self.faults:
+            return FaultRates()
+        return FaultRates(
+            malformed=self.malformed_rate,
+            missing_field=self.missing_field_rate,
+            extra_field=self.extra_field_rate,
+            out_of_range=self.out_of_range_rate,
+            duplicate=self.duplicate_rate,
+            late_file=self.late_file_rate,
+            empty_file=self.empty_file_rate,
+        )
+
+
+def manifest_markdown(manifest: dict) -> str:
+    expected = manifest["expected"]
+    reasons = ", ".join(f"{r} {n}" for r, n in expected["rejected_by_reason"].items()) or "none"
+    late = sum(1 for f in manifest["files"] if f["late"])
+    empty = sum(1 for f in manifest["files"] if f["empty"])
+    kept = (
+        "Mock data for this day was already in the store; kept it (set `overwrite: true` to "
+        "write it again).\n\n"
+        if manifest.get("kept_existing")
+        else ""
+    )
+    return (
+        f"{kept}**{manifest['day']}**: {manifest['devices']} devices, seed {manifest['seed']}, "
+        f"{len(manifest['files'])} files ({late} uploaded late, {empty} empty).\n\n"
+        f"Expected after curation: {expected['rows_read']} rows read -> "
+        f"{expected['rows_curated']} curated, {expected['rows_quarantined']} quarantined "
+        f"({reasons}), {expected['duplicates_dropped']} duplicates dropped."
+    )
+
+
+@dg.asset(
+    group_name="sensor_data",
+    kinds={"python"},
+    partitions_def=daily_partitions,
+)
+def mock_sensor_uploads(
+    context: dg.AssetExecutionContext, config: MockSensorConfig, object_store: ObjectStore
+) -> dg.MaterializeResult:
+    """Simulated device uploads in `landing/<device>/<day>/` for the partition's day (JSON Lines
+    and CSV, some gzipped, with injected faults), plus a manifest of every injected fault under
+    `simulator/manifests/`. Real devices write to the same prefix; this feeds the local demo and
+    CI."""
+    day = context.partition_key
+    simulated = simulate_day(
+        day,
+        devices=config.devices,
+        seed=config.seed,
+        formats=config.formats,
+        gzip_files=config.gzip,
+        faults=config.fault_rates(),
+    )
+    manifest = write_day(object_store, simulated, overwrite=config.overwrite)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": manifest["expected"]["rows_read"],
+            "files": len(manifest["files"]),
+            "manifest": manifest_key(day),
+            "expected": dg.MetadataValue.json(manifest["expected"]),
+            "summary": dg.MetadataValue.md(manifest_markdown(manifest)),
+        }
+    )

@@ -42,6 +42,7 @@ class Batch:
     objects: list[ObjectVersion]
     status: str = PENDING
     stats: dict[str, int] = field(default_factory=dict)
+    created_at: datetime | None = None
 
 
 def batch_id_for(day: str, objects: Iterable[ObjectVersion]) -> str:
@@ -94,6 +95,13 @@ def _tables(metadata: "sa.MetaData") -> dict[str, "sa.Table"]:
         sa.Column("duplicates_dropped", sa.BigInteger),
     )
     return {"objects": objects, "object_days": object_days, "batches": batches}
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything the ledger writes is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -321,6 +329,7 @@ class LedgerStore:
             [ObjectVersion(k, e) for k, e in versions],
             row["status"],
             stats,
+            _aware(row["created_at"]),
         )
 
     def open_batches(self, limit: int = 100) -> list[Batch]:

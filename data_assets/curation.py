@@ -1,0 +1,320 @@
+"""Curating one batch of landing objects for one day: parse, validate, de-duplicate, write.
+
+No Dagster here (the asset in `curated.py` wraps it), so tests and benchmarks call it directly.
+
+Output keys are named by the batch id, so running the same batch again overwrites the same two
+objects and writes nothing twice:
+    warehouse/sensor_readings/dt=<day>/<batch_id>.parquet
+    quarantine/sensor_readings/dt=<day>/<batch_id>.jsonl
+A reading already curated for the day by another batch (same device and time) is dropped and
+counted as a duplicate: the first batch to curate a reading keeps it.
+"""
+
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from data_assets.layout import CURATED_COLUMNS, curated_day_prefix, quarantine_day_prefix
+from data_assets.readings import RANGES, Reading, Rejection, parse_object
+from resources.ledger import Batch, LedgerStore, ObjectVersion
+from resources.object_store import ObjectNotFound, ObjectStore
+
+STAT_KEYS = ("rows_read", "rows_curated", "rows_quarantined", "duplicates_dropped")
+
+
+def curated_schema():
+    import pyarrow as pa
+
+    types = {
+        "string": pa.string(),
+        "double": pa.float64(),
+        "int64": pa.int64(),
+        "timestamp[ms]": pa.timestamp("ms"),
+    }
+    return pa.schema([pa.field(name, types[t]) for name, t, _ in CURATED_COLUMNS])
+
+
+@dataclass
+class DeviceSummary:
+    rows: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    first_ms: int | None = None
+    last_ms: int | None = None
+    temp_min: float = float("inf")
+    temp_max: float = float("-inf")
+    temp_sum: float = 0.0
+    humidity_sum: float = 0.0
+    pressure_sum: float = 0.0
+
+
+@dataclass
+class CheckOutcome:
+    passed: bool
+    description: str
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class CurationResult:
+    day: str
+    batch_id: str
+    objects: int = 0
+    rows_read: int = 0
+    rows_curated: int = 0
+    rows_quarantined: int = 0
+    duplicates_dropped: int = 0
+    rejected_by_reason: Counter = field(default_factory=Counter)
+    rows_for_other_days: Counter = field(default_factory=Counter)
+    devices: dict[str, DeviceSummary] = field(default_factory=dict)
+    curated_key: str | None = None
+    quarantine_key: str | None = None
+    day_rows: int = 0
+    day_files: int = 0
+    checks: dict[str, CheckOutcome] = field(default_factory=dict)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in STAT_KEYS}
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks.values())
+
+
+def _read_parquet(data: bytes, columns: list[str] | None = None):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(data), columns=columns)
+
+
+def _day_bounds_ms(day: str) -> tuple[int, int]:
+    start = datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
+    return int(start.timestamp() * 1000), int((start + timedelta(days=1)).timestamp() * 1000)
+
+
+def curate_batch(
+    store: ObjectStore,
+    ledger: LedgerStore | None,
+    batch: Batch,
+    now: datetime | None = None,
+) -> CurationResult:
+    """Curates `batch` for its day and verifies what landed in the store (see `checks`).
+
+    Rows whose reading falls on another day are left for that day's run (recorded in the ledger
+    as pending there). Rows without a usable timestamp are quarantined on the object's home day.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    now = now or datetime.now(UTC)
+    day = batch.day
+    result = CurationResult(day, batch.batch_id, objects=len(batch.objects))
+    homes = ledger.home_days(batch.objects) if ledger is not None else {}
+    candidates: list[Reading] = []
+    quarantined: list[tuple[Rejection, str]] = []
+    other_days: set[tuple[ObjectVersion, str]] = set()
+    object_device: dict[str, str] = {}
+
+    for version in sorted(batch.objects, key=lambda v: (v.key, v.etag)):
+        home = homes.get(version, day)
+        try:
+            data = store.get(version.key)
+        except ObjectNotFound:
+            if home == day:
+                quarantined.append(
+                    (
+                        Rejection(
+                            version.key,
+                            0,
+                            "object_missing",
+                            f"etag {version.etag} was handed over but the object is gone",
+                            "",
+                        ),
+                        version.etag,
+                    )
+                )
+                result.rows_read += 1
+            continue
+        parsed = parse_object(version.key, data, now)
+        for reading in parsed.readings:
+            reading_day = reading.day
+            if reading_day == day:
+                candidates.append(reading)
+                object_device.setdefault(version.key, reading.device_id)
+            else:
+                result.rows_for_other_days[reading_day] += 1
+                other_days.add((version, reading_day))
+        for rejection in parsed.rejections:
+            target = rejection.day or home
+            if target == day:
+                quarantined.append((rejection, version.etag))
+            else:
+                result.rows_for_other_days[target] += 1
+                other_days.add((version, target))
+    result.rows_read += len(candidates) + len(quarantined)
+    if ledger is not None and other_days:
+        ledger.add_days(sorted(other_days, key=lambda e: (e[1], e[0].key, e[0].etag)))
+
+    curated_key = f"{curated_day_prefix(day)}{batch.batch_id}.parquet"
+    quarantine_key = f"{quarantine_day_prefix(day)}{batch.batch_id}.jsonl"
+
+    # Readings other batches already curated for this day, keyed (device, ms).
+    seen: set[tuple[str, int]] = set()
+    for info in store.list(curated_day_prefix(day)):
+        if info.key == curated_key or not info.key.endswith(".parquet"):
+            continue
+        table = _read_parquet(store.get(info.key), ["device_id", "reading_ts"])
+        seen.update(
+            zip(
+                table.column("device_id").to_pylist(),
+                table.column("reading_ts").cast(pa.int64()).to_pylist(),
+                strict=True,
+            )
+        )
+
+    kept: list[Reading] = []
+    devices = result.devices
+    for reading in candidates:
+        summary = devices.setdefault(reading.device_id, DeviceSummary())
+        ident = (reading.device_id, reading.reading_ms)
+        if ident in seen:
+            result.duplicates_dropped += 1
+            summary.duplicates += 1
+            continue
+        seen.add(ident)
+        kept.append(reading)
+        summary.rows += 1
+        if summary.first_ms is None or reading.reading_ms < summary.first_ms:
+            summary.first_ms = reading.reading_ms
+        if summary.last_ms is None or reading.reading_ms > summary.last_ms:
+            summary.last_ms = reading.reading_ms
+        summary.temp_min = min(summary.temp_min, reading.temperature_c)
+        summary.temp_max = max(summary.temp_max, reading.temperature_c)
+        summary.temp_sum += reading.temperature_c
+        summary.humidity_sum += reading.humidity_pct
+        summary.pressure_sum += reading.pressure_hpa
+    for rejection, _ in quarantined:
+        device = object_device.get(rejection.source_object, "(unknown)")
+        devices.setdefault(device, DeviceSummary()).rejected += 1
+        result.rejected_by_reason[rejection.reason] += 1
+    result.rows_curated = len(kept)
+    result.rows_quarantined = len(quarantined)
+
+    # Sorted by device and time: small row groups per device read fast in Trino and DuckDB.
+    kept.sort(key=lambda r: (r.device_id, r.reading_ms))
+    ingested_ms = int(now.timestamp() * 1000)
+    if kept:
+        table = pa.Table.from_arrays(
+            [
+                pa.array([r.device_id for r in kept], pa.string()),
+                pa.array([r.reading_ms for r in kept], pa.timestamp("ms")),
+                pa.array([r.temperature_c for r in kept], pa.float64()),
+                pa.array([r.humidity_pct for r in kept], pa.float64()),
+                pa.array([r.pressure_hpa for r in kept], pa.float64()),
+                pa.array([r.source_object for r in kept], pa.string()),
+                pa.array([r.source_line for r in kept], pa.int64()),
+                pa.array([ingested_ms] * len(kept), pa.timestamp("ms")),
+            ],
+            schema=curated_schema(),
+        )
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="snappy")
+        store.put(curated_key, buffer.getvalue())
+        result.curated_key = curated_key
+    else:
+        store.delete(curated_key)  # a re-run of a batch whose rows another batch now holds
+    if quarantined:
+        lines = []
+        for rejection, etag in sorted(
+            quarantined, key=lambda q: (q[0].source_object, q[0].source_line)
+        ):
+            record = rejection.record()
+            record.update({"source_etag": etag, "batch_id": batch.batch_id, "dt": day})
+            lines.append(json.dumps(record, ensure_ascii=False))
+        store.put(quarantine_key, ("\n".join(lines) + "\n").encode())
+        result.quarantine_key = quarantine_key
+    else:
+        store.delete(quarantine_key)
+
+    verify(store, result)
+    return result
+
+
+def verify(store: ObjectStore, result: CurationResult) -> None:
+    """Reads back what is stored for the day and fills `result.checks`: schema and physical
+    ranges, uniqueness of (device_id, reading_ts), and the batch's reconciliation."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    day = result.day
+    expected = curated_schema()
+    low_ms, high_ms = _day_bounds_ms(day)
+    schema_problems: list[str] = []
+    range_problems: Counter = Counter()
+    idents: list[tuple[str, int]] = []
+    batch_rows = 0
+    files = 0
+    for info in store.list(curated_day_prefix(day)):
+        if not info.key.endswith(".parquet"):
+            continue
+        files += 1
+        table = _read_parquet(store.get(info.key))
+        if not table.schema.equals(expected, check_metadata=False):
+            schema_problems.append(
+                f"{info.key}: {table.schema.to_string(show_schema_metadata=False)}"
+            )
+            continue
+        if info.key == result.curated_key:
+            batch_rows = table.num_rows
+        for name in expected.names:
+            if name != "source_line" and table.column(name).null_count:
+                range_problems[f"{name} is null"] += table.column(name).null_count
+        for measure, (low, high) in RANGES.items():
+            column = table.column(measure)
+            bad = pc.sum(pc.or_(pc.less(column, low), pc.greater(column, high))).as_py() or 0
+            if bad:
+                range_problems[f"{measure} outside [{low:g}, {high:g}]"] += bad
+        ts = table.column("reading_ts").cast(pa.int64())
+        outside = pc.sum(pc.or_(pc.less(ts, low_ms), pc.greater_equal(ts, high_ms))).as_py() or 0
+        if outside:
+            range_problems[f"reading_ts outside {day}"] += outside
+        idents.extend(zip(table.column("device_id").to_pylist(), ts.to_pylist(), strict=True))
+    result.day_rows = len(idents)
+    result.day_files = files
+    result.checks["schema_and_ranges"] = CheckOutcome(
+        not schema_problems and not range_problems,
+        "every curated file has the curated schema and every value its physical range"
+        if not schema_problems and not range_problems
+        else "curated files break the schema or the physical ranges",
+        {
+            "files_checked": files,
+            "rows_checked": len(idents),
+            "schema_problems": schema_problems[:10],
+            "range_problems": dict(range_problems),
+        },
+    )
+    duplicates = len(idents) - len(set(idents))
+    result.checks["unique_device_reading_ts"] = CheckOutcome(
+        duplicates == 0,
+        f"{duplicates} duplicate (device_id, reading_ts) pairs in dt={day}",
+        {"rows_checked": len(idents), "duplicate_pairs": duplicates},
+    )
+    stored_quarantine = 0
+    if result.quarantine_key is not None:
+        stored_quarantine = sum(1 for line in store.get(result.quarantine_key).splitlines() if line)
+    balance = batch_rows + stored_quarantine + result.duplicates_dropped
+    result.checks["reconciliation"] = CheckOutcome(
+        balance == result.rows_read,
+        f"rows read {result.rows_read} = curated {batch_rows} + quarantined {stored_quarantine} "
+        f"+ duplicates dropped {result.duplicates_dropped}"
+        + ("" if balance == result.rows_read else f" (off by {result.rows_read - balance})"),
+        {
+            "rows_read": result.rows_read,
+            "rows_curated_stored": batch_rows,
+            "rows_quarantined_stored": stored_quarantine,
+            "duplicates_dropped": result.duplicates_dropped,
+        },
+    )
