@@ -66,6 +66,7 @@ class ServiceProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         stop_signal: int = signal.SIGTERM,
+        stop_grace: float = 20.0,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -73,6 +74,7 @@ class ServiceProcess:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.stop_signal = stop_signal
+        self.stop_grace = stop_grace
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.ready_seconds: float | None = None
@@ -124,7 +126,7 @@ class ServiceProcess:
             f"log {self.log_path}:\n{tail(self.log_path)}"
         )
 
-    def stop(self, grace: float = 20.0) -> None:
+    def stop(self) -> None:
         proc = self.proc
         if proc is None or proc.poll() is not None:
             self._reap_group()
@@ -132,7 +134,7 @@ class ServiceProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, self.stop_signal)
         try:
-            proc.wait(timeout=grace)
+            proc.wait(timeout=self.stop_grace)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -121,7 +121,13 @@ def start_seaweedfs(workdir: Path, log_dir: Path) -> tuple[S3Service, ServicePro
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
     proc = ServiceProcess(
-        "SeaweedFS", argv, log_dir / "seaweedfs.log", env=env, cwd=workdir
+        "SeaweedFS",
+        argv,
+        log_dir / "seaweedfs.log",
+        env=env,
+        cwd=workdir,
+        # Its data is thrown away with the session; no need to wait out a graceful shutdown.
+        stop_grace=3.0,
     ).start()
     service = S3Service(f"{LOOPBACK}:{s3}", access_key, secret_key)
 

@@ -103,3 +103,130 @@ def test_dagster_run_recorded_in_postgres_instance(dagster_pg_instance, dagster_
         assert event.asset_materialization.metadata["dagster/row_count"].value == 3
     finally:
         fresh.dispose()
+
+
+def _put(s3, bucket: str, key: str, body: bytes) -> None:
+    s3.client().put_object(bucket, key, io.BytesIO(body), len(body))
+
+
+def _parquet(rows: list[dict]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), sink)
+    return sink.getvalue()
+
+
+def test_trino_reads_csv_written_with_minio_through_external_table(trino, s3):
+    _put(
+        s3,
+        trino.bucket,
+        "harness_smoke/csv_readings/readings.csv",
+        b"node,celsius\npi-1,48.5\npi-2,51.0\n",
+    )
+    conn = trino.connect()
+    cur = conn.cursor()
+    cur.execute(
+        f"CREATE SCHEMA IF NOT EXISTS hive.harness_csv "
+        f"WITH (location = 's3://{trino.bucket}/harness_smoke/')"
+    )
+    cur.fetchall()
+    cur.execute(
+        "CREATE TABLE hive.harness_csv.readings (node varchar, celsius varchar) "
+        f"WITH (external_location = 's3://{trino.bucket}/harness_smoke/csv_readings/', "
+        "format = 'CSV', skip_header_line_count = 1)"
+    )
+    cur.fetchall()
+    cur.execute("SELECT node, CAST(celsius AS double) FROM hive.harness_csv.readings ORDER BY 1")
+    assert cur.fetchall() == [["pi-1", 48.5], ["pi-2", 51.0]]
+    conn.close()
+
+
+def test_trino_reads_partitioned_parquet_written_with_minio(trino, s3):
+    prefix = "harness_smoke/parquet_readings"
+    for day, rows in {
+        "2026-11-24": [{"node": "pi-1", "celsius": 47.0}, {"node": "pi-2", "celsius": 49.0}],
+        "2026-11-25": [{"node": "pi-1", "celsius": 48.5}],
+    }.items():
+        _put(s3, trino.bucket, f"{prefix}/day={day}/part-0.parquet", _parquet(rows))
+
+    conn = trino.connect()
+    cur = conn.cursor()
+    for sql in (
+        f"CREATE SCHEMA IF NOT EXISTS hive.harness_parquet "
+        f"WITH (location = 's3://{trino.bucket}/harness_smoke_parquet/')",
+        "CREATE TABLE hive.harness_parquet.readings "
+        "(node varchar, celsius double, day varchar) "
+        f"WITH (external_location = 's3://{trino.bucket}/{prefix}/', format = 'PARQUET', "
+        "partitioned_by = ARRAY['day'])",
+        "CALL hive.system.sync_partition_metadata('harness_parquet', 'readings', 'ADD')",
+    ):
+        cur.execute(sql)
+        cur.fetchall()
+    cur.execute(
+        "SELECT day, count(*), max(celsius) FROM hive.harness_parquet.readings "
+        "GROUP BY day ORDER BY day"
+    )
+    assert cur.fetchall() == [["2026-11-24", 2, 49.0], ["2026-11-25", 1, 48.5]]
+
+    # A partition outside the day=... layout is added explicitly.
+    _put(
+        s3,
+        trino.bucket,
+        "harness_smoke/late/readings.parquet",
+        _parquet([{"node": "pi-3", "celsius": 50.0}]),
+    )
+    cur.execute(
+        "CALL hive.system.register_partition('harness_parquet', 'readings', ARRAY['day'], "
+        f"ARRAY['2026-11-26'], 's3://{trino.bucket}/harness_smoke/late')"
+    )
+    cur.fetchall()
+    cur.execute("SELECT node FROM hive.harness_parquet.readings WHERE day = '2026-11-26'")
+    assert cur.fetchall() == [["pi-3"]]
+    conn.close()
+
+
+def test_trino_inserts_into_external_table_land_under_its_prefix(trino, s3):
+    location = f"s3://{trino.bucket}/harness_written/nodes/"
+    for sql in (
+        "CREATE SCHEMA IF NOT EXISTS hive.harness_written",
+        "CREATE TABLE hive.harness_written.nodes (node varchar, ram_gb integer) "
+        f"WITH (external_location = '{location}', format = 'PARQUET')",
+        "INSERT INTO hive.harness_written.nodes VALUES ('pi-1', 8), ('pi-2', 8)",
+    ):
+        trino.query(sql)
+
+    keys = [
+        o.object_name
+        for o in s3.client().list_objects(
+            trino.bucket, prefix="harness_written/nodes/", recursive=True
+        )
+    ]
+    assert keys, f"Trino's INSERT wrote no objects under {location}"
+    assert trino.query("SELECT sum(ram_gb) FROM hive.harness_written.nodes") == [[16]]
+
+
+def test_trino_managed_tables_live_under_the_metastore_prefix(trino, s3):
+    """The file metastore keeps managed tables under s3://<bucket>/metastore/<schema>/<table>."""
+    trino.query("CREATE SCHEMA IF NOT EXISTS hive.harness_managed")
+    trino.query(
+        "CREATE TABLE hive.harness_managed.nodes AS "
+        "SELECT * FROM (VALUES ('pi-1', 8), ('pi-2', 8)) AS t(node, ram_gb)"
+    )
+    assert trino.query("SELECT count(*) FROM hive.harness_managed.nodes") == [[2]]
+    data = [
+        o.object_name
+        for o in s3.client().list_objects(
+            trino.bucket, prefix="metastore/harness_managed/nodes/", recursive=True
+        )
+        if not o.object_name.rsplit("/", 1)[-1].startswith(".")
+    ]
+    assert data
+
+
+def test_trino_log_does_not_contain_the_s3_secret(trino, s3, service_registry):
+    trino.query("SELECT 1")
+    log = (service_registry.log_dir / "trino.log").read_text(errors="replace")
+    assert "hive" in log  # the catalog was loaded and logged
+    assert s3.secret_key not in log
