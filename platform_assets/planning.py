@@ -445,14 +445,15 @@ def plans_markdown(plans: Sequence[NodePlan], applied: bool) -> str:
     """The per-node diff a person reads in the UI."""
     out: list[str] = []
     for plan in plans:
-        verb = "applied" if applied else "would change"
+        verb = "applied" if applied else "planned"
         head = f"### {plan.node}: "
         if plan.problem:
             out.append(head + f"not changed: {plan.problem}")
         elif not plan.changes:
             out.append(head + "no changes (converged)")
         else:
-            out.append(head + f"{len(plan.changes)} changes {verb}"
+            count = len(plan.changes)
+            out.append(head + f"{count} change{'' if count == 1 else 's'} {verb}"
                        + ("" if plan.contacted else " (facts unknown: node not contacted)"))
         if plan.changes:
             out.append("")
