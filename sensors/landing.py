@@ -116,8 +116,9 @@ def evaluate_tick(
     for page in pages(listing):
         outcome.listed += len(page)
         outcome.registered += register_new(ledger, page, now.date())
-        if last_key is None or page[-1].key > last_key:
-            last_key = page[-1].key
+        # The last key in the server's own order: SeaweedFS lists in its filer's directory
+        # order ('a/b' before 'a-b'), not S3's byte order, and resumes consistently from it.
+        last_key = page[-1].key
         if not rescan and outcome.listed >= MAX_LISTED_PER_TICK:
             break
     outcome.cursor.after = last_key
