@@ -399,10 +399,10 @@ APPLY_STEPS = ["node_preflight", "node_prep", "node_reboot", "k3s_server", "k3s_
                "kubeconfig"]
 
 
-def apply_run_config(nodes: Sequence[str] = (), apply: bool = True) -> dict:
-    """Run config that applies (or plans) every step, optionally on some nodes only."""
-    return {"ops": {step: {"config": {"apply": apply, "nodes": list(nodes)}}
-                    for step in APPLY_STEPS}}
+def apply_run_config(nodes: Sequence[str] = (), apply: bool = True,
+                     steps: Sequence[str] = tuple(APPLY_STEPS)) -> dict:
+    """Run config that applies (or plans) the given steps, optionally on some nodes only."""
+    return {"ops": {step: {"config": {"apply": apply, "nodes": list(nodes)}} for step in steps}}
 
 
 apply_cluster = dg.define_asset_job(

@@ -8,6 +8,7 @@ form here is quoted the same way. Secrets (the K3s join token) travel only as a 
 and never appear in `before`, `after` or a command line.
 """
 
+import difflib
 import ipaddress
 import shlex
 from collections.abc import Sequence
@@ -54,6 +55,7 @@ class Change:
     after: str
     commands: tuple[Command, ...]
     needs_reboot: bool = False
+    detail: str = ""  # a file's unified diff (or new content), shown under the plan table
 
 
 @dataclass
@@ -91,7 +93,16 @@ def plan_file(name: str, path: str, current: str | None, desired: str, mode: str
     if current == desired:
         return []
     return [Change(name, f"{path}: {_summary(current)}", f"{path}: {_summary(desired)}",
-                   (write_file(path, desired, mode), *then))]
+                   (write_file(path, desired, mode), *then), detail=file_diff(path, current,
+                                                                             desired))]
+
+
+def file_diff(path: str, current: str | None, desired: str, limit: int = 60) -> str:
+    lines = list(difflib.unified_diff((current or "").splitlines(), desired.splitlines(),
+                                      f"{path} (now)", f"{path} (planned)", lineterm=""))
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"... {len(lines) - limit} more lines"]
+    return "\n".join(lines)
 
 
 # --- node prep ---------------------------------------------------------------------------------
@@ -160,6 +171,9 @@ def plan_swap(facts: NodeFacts) -> list[Change]:
         changes += plan_file("rpi-swap: no swap at boot", F.RPI_SWAP_DROPIN,
                              facts["rpi_swap_dropin"], f"{MANAGED}\n[Main]\nMechanism=none\n")
     swaps = facts["swaps"]
+    if swaps is None and not facts.values:  # facts unknown (node not contacted)
+        changes.append(Change("swap off", "unknown", "no swap, kept off at boot",
+                              (_cmd("swapoff", "-a"),)))
     if swaps:
         listed = ", ".join(f"{s.filename} ({s.size_kib // 1024} MiB)" for s in swaps)
         changes.append(Change("swap off", listed, "no swap", (_cmd("swapoff", "-a"),)))
@@ -464,5 +478,8 @@ def plans_markdown(plans: Sequence[NodePlan], applied: bool) -> str:
                 reboot = " (reboot)" if change.needs_reboot else ""
                 out.append(f"| {_cell(change.name)}{reboot} | {_cell(change.before)} | "
                            f"{_cell(change.after)} | {cmds} |")
+            for change in plan.changes:
+                if change.detail and plan.contacted:
+                    out += ["", f"{change.name}:", "", "```diff", change.detail, "```"]
         out.append("")
     return "\n".join(out)

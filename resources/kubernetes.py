@@ -59,33 +59,39 @@ class KubernetesResource(dg.ConfigurableResource):
 
     def node_statuses(self) -> list[NodeStatus]:
         """Every node the API knows, with its Ready condition."""
+        import json
+
         from kubernetes import client
         from urllib3.exceptions import HTTPError
 
         with self.api_client() as api:
             try:
-                nodes = client.CoreV1Api(api).list_node(
-                    _request_timeout=self.request_timeout_s
+                # Raw JSON: the client's generated models reject fields a K3s release omits.
+                response = client.CoreV1Api(api).list_node(
+                    _request_timeout=self.request_timeout_s, _preload_content=False
                 )
+                data = json.loads(response.data)
             except (HTTPError, OSError) as exc:
                 raise ClusterUnreachable(
                     f"the Kubernetes API at {self.server()} did not answer: "
                     f"{type(exc).__name__}"
                 ) from None
         out = []
-        for item in nodes.items:
-            ready = next((c for c in (item.status.conditions or []) if c.type == "Ready"), None)
-            address = next(
-                (a.address for a in (item.status.addresses or []) if a.type == "InternalIP"), ""
+        for item in data.get("items", []):
+            status = item.get("status", {})
+            ready = next(
+                (c for c in status.get("conditions", []) if c.get("type") == "Ready"), None
             )
+            addresses = status.get("addresses", [])
+            address = next((a["address"] for a in addresses if a.get("type") == "InternalIP"), "")
             out.append(
                 NodeStatus(
-                    name=item.metadata.name,
-                    ready=bool(ready and ready.status == "True"),
-                    reason=(ready.reason or ready.message or "") if ready else "no Ready condition",
-                    kubelet_version=item.status.node_info.kubelet_version
-                    if item.status.node_info
-                    else "",
+                    name=item["metadata"]["name"],
+                    ready=bool(ready and ready.get("status") == "True"),
+                    reason=(ready.get("reason") or ready.get("message") or "")
+                    if ready
+                    else "no Ready condition",
+                    kubelet_version=status.get("nodeInfo", {}).get("kubeletVersion", ""),
                     internal_ip=address,
                 )
             )

@@ -1,0 +1,79 @@
+"""The platform assets in plan mode against inventory.example.yaml, from the local profile.
+
+The example's nodes are LAN addresses (192.168.0.x): the local profile never contacts them. The
+SSH resource here points at files that do not exist, so any connection attempt would fail the
+run; the plan is computed against unknown facts and shows the full desired state.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from platform_assets.assets import (
+    PLATFORM_ASSETS,
+    InventoryFile,
+    K3sToken,
+    apply_run_config,
+    cluster_ready,
+)
+from resources.kubernetes import KubernetesResource
+from resources.ssh import SshResource
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def resources(tmp_path: Path) -> dict:
+    return {
+        "inventory_file": InventoryFile(path=str(ROOT / "inventory.example.yaml")),
+        "ssh": SshResource(known_hosts_path=str(tmp_path / "no-known-hosts"),
+                           private_key_path=str(tmp_path / "no-key")),
+        "k3s_token": K3sToken(),
+        "kubernetes": KubernetesResource(kubeconfig_path=str(tmp_path / "kubeconfig")),
+    }
+
+
+def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    (event,) = result.asset_materializations_for_node(key)
+    return event.metadata
+
+
+def test_plan_mode_shows_every_node_and_changes_nothing(tmp_path):
+    result = dg.materialize([*PLATFORM_ASSETS, cluster_ready], resources=resources(tmp_path))
+    assert result.success
+    prep = _metadata(result, "node_prep")
+    assert prep["mode"].value == "plan"
+    plan = prep["plan"].value
+    for name in ("pi-server", "pi-agent-1", "pi-agent-2", "pi-agent-3"):
+        assert f"### {name}: " in plan
+    assert "facts unknown: node not contacted" in plan
+    assert "sudo -n -- hostnamectl set-hostname pi-agent-2" in plan
+    assert "unknown (not contacted)" in plan
+    assert prep["dagster/row_count"].value > 0
+    server = _metadata(result, "k3s_server")["plan"].value
+    assert "INSTALL_K3S_VERSION=v1.33.5+k3s1" in server and "pi-agent-1" not in server
+    agents = _metadata(result, "k3s_agents")["plan"].value
+    assert "pi-server" not in agents and "K3S_URL=https://192.168.0.120:6443" in agents
+    assert not (tmp_path / "kubeconfig").exists()
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    # Not contacted is not a failure of the node, but it is not a pass either.
+    assert not checks["preflight_passed"].passed
+    assert checks["preflight_passed"].severity == dg.AssetCheckSeverity.WARN
+    assert checks["cluster_ready"].severity == dg.AssetCheckSeverity.WARN
+
+
+def test_apply_from_the_local_profile_refuses_lan_nodes(tmp_path):
+    result = dg.materialize(
+        PLATFORM_ASSETS[:3], resources=resources(tmp_path),
+        run_config=apply_run_config(nodes=["pi-agent-1"], steps=["node_preflight", "node_prep"]),
+        raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    text = str(failure.step_failure_data.error)
+    assert "pi-agent-1" in text and "not contacted from the local profile" in text
+
+
+def test_unknown_node_in_config_is_named(tmp_path):
+    with pytest.raises(Exception, match="not in the inventory: pi-9"):
+        dg.materialize(PLATFORM_ASSETS[:2], resources=resources(tmp_path),
+                       run_config={"ops": {"node_preflight": {"config": {"nodes": ["pi-9"]}}}})
