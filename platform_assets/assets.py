@@ -57,8 +57,14 @@ class RebootConfig(NodeStepConfig):
     """How long to wait for a rebooted node to answer again (a Pi 5 boots in ~30 s)."""
 
 
-def _open(ssh: SshResource, inv: Inventory, names: Sequence[str], allow_remote: bool,
-          log=None, secrets: Sequence[str] = ()):
+def _open(
+    ssh: SshResource,
+    inv: Inventory,
+    names: Sequence[str],
+    allow_remote: bool,
+    log=None,
+    secrets: Sequence[str] = (),
+):
     contactable = [n for n in names if S.may_contact(inv.node(n), allow_remote)]
     if not contactable:
         return _NoSessions()
@@ -85,7 +91,7 @@ def _fail_if_errors(outcomes: dict, step: str) -> None:
         lines = "\n".join(f"- {e}" for e in errors.values())
         raise dg.Failure(
             description=f"{step} failed on {', '.join(errors)} (the other nodes finished):\n"
-                        f"{lines}",
+            f"{lines}",
             metadata={"failed_nodes": ", ".join(errors)},
         )
 
@@ -141,8 +147,9 @@ def _converged_check(outcomes: dict, applied: bool, asset_key: str) -> dg.AssetC
         passed=passed,
         # Pending changes in plan mode are expected, not an error.
         severity=dg.AssetCheckSeverity.ERROR if applied else dg.AssetCheckSeverity.WARN,
-        metadata={"nodes": dg.MetadataValue.md("| node | state |\n| --- | --- |\n"
-                                                + "\n".join(rows))},
+        metadata={
+            "nodes": dg.MetadataValue.md("| node | state |\n| --- | --- |\n" + "\n".join(rows))
+        },
     )
 
 
@@ -155,32 +162,52 @@ def inventory(context: dg.AssetExecutionContext, inventory_file: InventoryFile):
     planned memory per node."""
     inv = inventory_file.load()
     rows = capacity_table(inv)
-    table = ["| node | role | address | workloads | planned MiB | limit MiB |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    table += [f"| {r['node']} | {r['role']} | {r['address']} | {r['workloads']} | "
-              f"{r['planned_mib']} | {r['limit_mib']} |" for r in rows]
+    table = [
+        "| node | role | address | workloads | planned MiB | limit MiB |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    table += [
+        f"| {r['node']} | {r['role']} | {r['address']} | {r['workloads']} | "
+        f"{r['planned_mib']} | {r['limit_mib']} |"
+        for r in rows
+    ]
     net = inv.network
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(inv.nodes),
-        "file": inventory_file.path,
-        "k3s_version": inv.k3s.version,
-        "nodes": dg.MetadataValue.md("\n".join(table)),
-        "network": dg.MetadataValue.md(
-            f"LAN {net.subnet} (gateway {net.gateway}), MetalLB {net.metallb_pool.start}-"
-            f"{net.metallb_pool.end}, pods {net.pod_cidr}, services {net.service_cidr}"),
-        "contacted": "all nodes" if inventory_file.allow_remote_nodes
-                     else "loopback nodes only (local profile)",
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(inv.nodes),
+            "file": inventory_file.path,
+            "k3s_version": inv.k3s.version,
+            "nodes": dg.MetadataValue.md("\n".join(table)),
+            "network": dg.MetadataValue.md(
+                f"LAN {net.subnet} (gateway {net.gateway}), MetalLB {net.metallb_pool.start}-"
+                f"{net.metallb_pool.end}, pods {net.pod_cidr}, services {net.service_cidr}"
+            ),
+            "contacted": "all nodes"
+            if inventory_file.allow_remote_nodes
+            else "loopback nodes only (local profile)",
+        }
+    )
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"ssh", "raspberrypi"}, deps=[inventory],
-    check_specs=[dg.AssetCheckSpec("preflight_passed", asset="node_preflight", blocking=True,
-                                   description="No node has a preflight error: nothing installs "
-                                               "on a node that fails it.")],
+    group_name=GROUP,
+    kinds={"ssh", "raspberrypi"},
+    deps=[inventory],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "preflight_passed",
+            asset="node_preflight",
+            blocking=True,
+            description="No node has a preflight error: nothing installs on a node that fails it.",
+        )
+    ],
 )
-def node_preflight(context: dg.AssetExecutionContext, config: NodeStepConfig,
-                   inventory_file: InventoryFile, ssh: SshResource):
+def node_preflight(
+    context: dg.AssetExecutionContext,
+    config: NodeStepConfig,
+    inventory_file: InventoryFile,
+    ssh: SshResource,
+):
     """Each node checked before anything is installed: Pi model, arm64, memory, OS release,
     cgroup v2 memory controller, page size, free disk, fsync latency where K3s keeps its data
     (etcd wants p99 < 10 ms), time sync, NIC speed. Reads only."""
@@ -205,32 +232,52 @@ def node_preflight(context: dg.AssetExecutionContext, config: NodeStepConfig,
         lines.append(f"### {name}: " + ("FAILED" if outcome.errors else "ok"))
         lines.append("\n| | check | value | note |\n| --- | --- | --- | --- |")
         icon = {"ok": "ok", "warn": "WARN", "error": "ERROR"}
-        lines += [f"| {icon[f.level]} | {f.item} | {f.value} | {f.message} |"
-                  for f in outcome.findings]
+        lines += [
+            f"| {icon[f.level]} | {f.item} | {f.value} | {f.message} |" for f in outcome.findings
+        ]
         lines.append("")
     report = dg.MetadataValue.md("\n".join(lines))
     check = dg.AssetCheckResult(
         check_name="preflight_passed",
         passed=not errors and not not_contacted,
         severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
-        description=(f"failed on {', '.join(errors)}" if errors else
-                     f"not contacted: {', '.join(not_contacted)}" if not_contacted else
-                     "every node passed"),
+        description=(
+            f"failed on {', '.join(errors)}"
+            if errors
+            else f"not contacted: {', '.join(not_contacted)}"
+            if not_contacted
+            else "every node passed"
+        ),
     )
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": len(names), "nodes_failed": len(errors),
-                  "warnings": warned, "report": report},
+        metadata={
+            "dagster/row_count": len(names),
+            "nodes_failed": len(errors),
+            "warnings": warned,
+            "report": report,
+        },
         check_results=[check],
     )
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"ssh", "raspberrypi"}, deps=[node_preflight],
-    check_specs=[dg.AssetCheckSpec("converged", asset="node_prep",
-                                   description="After an apply, re-read facts plan no change.")],
+    group_name=GROUP,
+    kinds={"ssh", "raspberrypi"},
+    deps=[node_preflight],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "converged",
+            asset="node_prep",
+            description="After an apply, re-read facts plan no change.",
+        )
+    ],
 )
-def node_prep(context: dg.AssetExecutionContext, config: NodeStepConfig,
-              inventory_file: InventoryFile, ssh: SshResource):
+def node_prep(
+    context: dg.AssetExecutionContext,
+    config: NodeStepConfig,
+    inventory_file: InventoryFile,
+    ssh: SshResource,
+):
     """Each node made ready for K3s: packages, memory cgroup flags on the boot command line
     (reboot in node_reboot), swap off for good, hostname and hosts file, K3s sysctls, 30 days
     of journald, firewall (SSH/web only from the LAN, NodePorts only inside the cluster)."""
@@ -239,19 +286,27 @@ def node_prep(context: dg.AssetExecutionContext, config: NodeStepConfig,
     allow = inventory_file.allow_remote_nodes
     with _open(ssh, inv, names, allow, log=context.log) as sessions:
         outcomes = S.run_node_prep(sessions, inv, names, apply=config.apply, allow_remote=allow)
-    reboots = [n for n, o in outcomes.items() if not isinstance(o, NodeError)
-               and any(c.needs_reboot for c in o.plan.changes)]
+    reboots = [
+        n
+        for n, o in outcomes.items()
+        if not isinstance(o, NodeError) and any(c.needs_reboot for c in o.plan.changes)
+    ]
     yield dg.MaterializeResult(
-        metadata=_step_result(outcomes, config.apply,
-                              {"reboot_needed": ", ".join(reboots) or "none"}),
+        metadata=_step_result(
+            outcomes, config.apply, {"reboot_needed": ", ".join(reboots) or "none"}
+        ),
         check_results=[_converged_check(outcomes, config.apply, "node_prep")],
     )
     _fail_if_errors(outcomes, "node prep")
 
 
 @dg.asset(group_name=GROUP, kinds={"ssh", "raspberrypi"}, deps=[node_prep])
-def node_reboot(context: dg.AssetExecutionContext, config: RebootConfig,
-                inventory_file: InventoryFile, ssh: SshResource):
+def node_reboot(
+    context: dg.AssetExecutionContext,
+    config: RebootConfig,
+    inventory_file: InventoryFile,
+    ssh: SshResource,
+):
     """Reboots only the nodes whose new boot command line is not active yet, and waits (bounded)
     until each answers with a new boot id and the memory cgroup controller. Never retried
     automatically: a reboot is not idempotent."""
@@ -259,8 +314,9 @@ def node_reboot(context: dg.AssetExecutionContext, config: RebootConfig,
     names = S.select_nodes(inv, config.nodes)
     allow = inventory_file.allow_remote_nodes
     with _open(ssh, inv, names, allow, log=context.log) as sessions:
-        outcomes = S.run_reboot(sessions, inv, names, apply=config.apply, allow_remote=allow,
-                                timeout_s=config.timeout_s)
+        outcomes = S.run_reboot(
+            sessions, inv, names, apply=config.apply, allow_remote=allow, timeout_s=config.timeout_s
+        )
     rows = ["| node | reboot | why | result |", "| --- | --- | --- | --- |"]
     rebooted = 0
     for name, o in outcomes.items():
@@ -272,29 +328,40 @@ def node_reboot(context: dg.AssetExecutionContext, config: RebootConfig,
             rows.append(f"| {name} | no | boot command line already active | |")
         elif o.rebooted:
             rebooted += 1
-            rows.append(f"| {name} | yes | {o.reason} | back after {o.waited_s:.0f}s, memory "
-                        f"cgroup on |")
+            rows.append(
+                f"| {name} | yes | {o.reason} | back after {o.waited_s:.0f}s, memory cgroup on |"
+            )
         else:
             rows.append(f"| {name} | would reboot | {o.reason} | plan mode |")
-    yield dg.MaterializeResult(metadata={
-        "mode": "apply" if config.apply else "plan",
-        "dagster/row_count": rebooted,
-        "rebooted": rebooted,
-        "nodes": dg.MetadataValue.md("\n".join(rows)),
-    })
+    yield dg.MaterializeResult(
+        metadata={
+            "mode": "apply" if config.apply else "plan",
+            "dagster/row_count": rebooted,
+            "rebooted": rebooted,
+            "nodes": dg.MetadataValue.md("\n".join(rows)),
+        }
+    )
     _fail_if_errors(outcomes, "reboot")
 
 
-def _k3s_step(context, config: NodeStepConfig, inventory_file: InventoryFile,
-              ssh: SshResource, k3s_token: K3sToken, role: str, key: str):
+def _k3s_step(
+    context,
+    config: NodeStepConfig,
+    inventory_file: InventoryFile,
+    ssh: SshResource,
+    k3s_token: K3sToken,
+    role: str,
+    key: str,
+):
     inv = inventory_file.load()
     names = S.select_nodes(inv, config.nodes, role=role)
     allow = inventory_file.allow_remote_nodes
     token = k3s_token.token or None
     secrets = [token] if token else []
     with _open(ssh, inv, names, allow, log=context.log, secrets=secrets) as sessions:
-        outcomes = S.run_k3s(sessions, inv, names, token=token, apply=config.apply,
-                             allow_remote=allow)
+        outcomes = S.run_k3s(
+            sessions, inv, names, token=token, apply=config.apply, allow_remote=allow
+        )
     extra = {"k3s_version": inv.k3s.version, "server": server_url(inv)}
     if not token:
         extra["token"] = f"not set ({inv.k3s.token_env}); plans only"
@@ -306,29 +373,48 @@ def _k3s_step(context, config: NodeStepConfig, inventory_file: InventoryFile,
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"k3s", "ssh"}, deps=[node_reboot],
+    group_name=GROUP,
+    kinds={"k3s", "ssh"},
+    deps=[node_reboot],
     check_specs=[dg.AssetCheckSpec("converged", asset="k3s_server")],
 )
-def k3s_server(context: dg.AssetExecutionContext, config: NodeStepConfig,
-               inventory_file: InventoryFile, ssh: SshResource, k3s_token: K3sToken):
+def k3s_server(
+    context: dg.AssetExecutionContext,
+    config: NodeStepConfig,
+    inventory_file: InventoryFile,
+    ssh: SshResource,
+    k3s_token: K3sToken,
+):
     """The K3s server (pinned release, embedded etcd, config file, join token kept in a 0600
     file and redacted everywhere) on the inventory's server node."""
     yield from _k3s_step(context, config, inventory_file, ssh, k3s_token, "server", "k3s_server")
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"k3s", "ssh"}, deps=[k3s_server],
+    group_name=GROUP,
+    kinds={"k3s", "ssh"},
+    deps=[k3s_server],
     check_specs=[dg.AssetCheckSpec("converged", asset="k3s_agents")],
 )
-def k3s_agents(context: dg.AssetExecutionContext, config: NodeStepConfig,
-               inventory_file: InventoryFile, ssh: SshResource, k3s_token: K3sToken):
+def k3s_agents(
+    context: dg.AssetExecutionContext,
+    config: NodeStepConfig,
+    inventory_file: InventoryFile,
+    ssh: SshResource,
+    k3s_token: K3sToken,
+):
     """K3s agents joined to the server, one per agent node, with the inventory's labels."""
     yield from _k3s_step(context, config, inventory_file, ssh, k3s_token, "agent", "k3s_agents")
 
 
 @dg.asset(group_name=GROUP, kinds={"kubernetes"}, deps=[k3s_agents])
-def kubeconfig(context: dg.AssetExecutionContext, config: NodeStepConfig,
-               inventory_file: InventoryFile, ssh: SshResource, kubernetes: KubernetesResource):
+def kubeconfig(
+    context: dg.AssetExecutionContext,
+    config: NodeStepConfig,
+    inventory_file: InventoryFile,
+    ssh: SshResource,
+    kubernetes: KubernetesResource,
+):
     """The cluster's admin kubeconfig, fetched from the K3s server, its server address set to the
     server node, stored 0600 under the platform's home for the later steps. Never logged."""
     from platform_assets import facts as F
@@ -339,29 +425,42 @@ def kubeconfig(context: dg.AssetExecutionContext, config: NodeStepConfig,
     url = server_url(inv)
     allow = inventory_file.allow_remote_nodes
     if not config.apply:
-        return dg.MaterializeResult(metadata={
-            "mode": "plan", "dagster/row_count": 0,
-            "plan": dg.MetadataValue.md(
-                f"would fetch `{F.K3S_KUBECONFIG}` from {server.name}, set its server to "
-                f"{url} and store it at `{target}` (mode 0600)"),
-            "present": target.is_file(),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "mode": "plan",
+                "dagster/row_count": 0,
+                "plan": dg.MetadataValue.md(
+                    f"would fetch `{F.K3S_KUBECONFIG}` from {server.name}, set its server to "
+                    f"{url} and store it at `{target}` (mode 0600)"
+                ),
+                "present": target.is_file(),
+            }
+        )
     if not S.may_contact(server, allow):
-        raise dg.Failure(f"{server.name}: {server.address} is not contacted from the local "
-                         "profile (loopback only)")
+        raise dg.Failure(
+            f"{server.name}: {server.address} is not contacted from the local "
+            "profile (loopback only)"
+        )
     # No log: the kubeconfig holds the cluster's admin credentials.
     with ssh.open(S.ssh_targets(inv, [server.name]), log=None) as quiet:
         result = quiet.run(server.name, ["cat", F.K3S_KUBECONFIG], sudo=True)
     S.write_private(target, S.rewrite_kubeconfig(result.stdout, url))
     context.log.info(f"kubeconfig stored at {target} (0600), server {url}")
-    return dg.MaterializeResult(metadata={
-        "mode": "apply", "dagster/row_count": 1, "path": str(target), "server": url,
-        "file_mode": oct(target.stat().st_mode & 0o777),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "mode": "apply",
+            "dagster/row_count": 1,
+            "path": str(target),
+            "server": url,
+            "file_mode": oct(target.stat().st_mode & 0o777),
+        }
+    )
 
 
-@dg.asset_check(asset=kubeconfig, description="Every inventory node is a Ready Kubernetes node "
-                                             "(through the Kubernetes API).")
+@dg.asset_check(
+    asset=kubeconfig,
+    description="Every inventory node is a Ready Kubernetes node (through the Kubernetes API).",
+)
 def cluster_ready(inventory_file: InventoryFile, kubernetes: KubernetesResource):
     from resources.kubernetes import ClusterUnreachable, KubeconfigMissing
 
@@ -369,8 +468,9 @@ def cluster_ready(inventory_file: InventoryFile, kubernetes: KubernetesResource)
     try:
         statuses = {s.name: s for s in kubernetes.node_statuses()}
     except KubeconfigMissing as exc:
-        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                   description=str(exc))
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN, description=str(exc)
+        )
     except ClusterUnreachable as exc:
         return dg.AssetCheckResult(passed=False, description=str(exc))
     rows = ["| node | Kubernetes | kubelet | address |", "| --- | --- | --- | --- |"]
@@ -383,24 +483,42 @@ def cluster_ready(inventory_file: InventoryFile, kubernetes: KubernetesResource)
         else:
             if not s.ready:
                 missing.append(node.name)
-            rows.append(f"| {node.name} | {'Ready' if s.ready else 'NotReady: ' + s.reason} | "
-                        f"{s.kubelet_version} | {s.internal_ip} |")
+            rows.append(
+                f"| {node.name} | {'Ready' if s.ready else 'NotReady: ' + s.reason} | "
+                f"{s.kubelet_version} | {s.internal_ip} |"
+            )
     return dg.AssetCheckResult(
         passed=not missing,
         description="all nodes Ready" if not missing else f"not Ready: {', '.join(missing)}",
-        metadata={"nodes": dg.MetadataValue.md("\n".join(rows)),
-                  "ready": len(inv.nodes) - len(missing)},
+        metadata={
+            "nodes": dg.MetadataValue.md("\n".join(rows)),
+            "ready": len(inv.nodes) - len(missing),
+        },
     )
 
 
-PLATFORM_ASSETS = [inventory, node_preflight, node_prep, node_reboot, k3s_server, k3s_agents,
-                   kubeconfig]
-APPLY_STEPS = ["node_preflight", "node_prep", "node_reboot", "k3s_server", "k3s_agents",
-               "kubeconfig"]
+PLATFORM_ASSETS = [
+    inventory,
+    node_preflight,
+    node_prep,
+    node_reboot,
+    k3s_server,
+    k3s_agents,
+    kubeconfig,
+]
+APPLY_STEPS = [
+    "node_preflight",
+    "node_prep",
+    "node_reboot",
+    "k3s_server",
+    "k3s_agents",
+    "kubeconfig",
+]
 
 
-def apply_run_config(nodes: Sequence[str] = (), apply: bool = True,
-                     steps: Sequence[str] = tuple(APPLY_STEPS)) -> dict:
+def apply_run_config(
+    nodes: Sequence[str] = (), apply: bool = True, steps: Sequence[str] = tuple(APPLY_STEPS)
+) -> dict:
     """Run config that applies (or plans) the given steps, optionally on some nodes only."""
     return {"ops": {step: {"config": {"apply": apply, "nodes": list(nodes)}} for step in steps}}
 
@@ -410,7 +528,7 @@ apply_cluster = dg.define_asset_job(
     selection=dg.AssetSelection.groups(GROUP),
     config=apply_run_config(),
     description="Applies the cluster plan: node prep, reboots where needed, K3s server and "
-                "agents, kubeconfig. Materializing the assets without this job only plans.",
+    "agents, kubeconfig. Materializing the assets without this job only plans.",
     # A reboot is not idempotent: never re-run automatically.
     tags={"dagster/max_retries": "0"},
 )

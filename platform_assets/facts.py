@@ -178,8 +178,7 @@ def parse_timedatectl(text: str) -> TimeSync:
         if sep:
             labels[label.strip().lower()] = value.strip()
     synced = labels.get("system clock synchronized", labels.get("ntp synchronized"))
-    service = labels.get("ntp service", labels.get("network time on",
-                                                   labels.get("ntp enabled")))
+    service = labels.get("ntp service", labels.get("network time on", labels.get("ntp enabled")))
     return TimeSync(_yes(synced), _yes(service))
 
 
@@ -211,20 +210,19 @@ class FsyncProbe:
 
 def parse_fsync_probe(text: str) -> FsyncProbe | None:
     """fio's `sync percentiles` block (the etcd recipe) or dd's summary line as a fallback."""
-    block = re.search(r"sync percentiles \((usec|msec|nsec)\):(.*?)(?:\n\s*\n|\Z)", text,
-                      re.DOTALL)
+    block = re.search(r"sync percentiles \((usec|msec|nsec)\):(.*?)(?:\n\s*\n|\Z)", text, re.DOTALL)
     if block:
         unit = {"usec": 1e-3, "msec": 1.0, "nsec": 1e-6}[block.group(1)]
         match = re.search(r"99\.00th=\[\s*(\d+)\]", block.group(2))
         mean = re.search(r"sync \((usec|msec|nsec)\):.*?avg=\s*([\d.]+)", text)
         mean_ms = None
         if mean:
-            mean_ms = float(mean.group(2)) * {"usec": 1e-3, "msec": 1.0, "nsec": 1e-6}[
-                mean.group(1)]
+            mean_ms = (
+                float(mean.group(2)) * {"usec": 1e-3, "msec": 1.0, "nsec": 1e-6}[mean.group(1)]
+            )
         if match:
             return FsyncProbe("fio", int(match.group(1)) * unit, mean_ms)
-    dd = re.search(r"^(\d+)\+\d+ records out.*?copied, ([\d.,]+) s", text,
-                   re.MULTILINE | re.DOTALL)
+    dd = re.search(r"^(\d+)\+\d+ records out.*?copied, ([\d.,]+) s", text, re.MULTILINE | re.DOTALL)
     if dd:
         records = int(dd.group(1))
         seconds = float(dd.group(2).replace(",", "."))
@@ -267,7 +265,7 @@ def fsync_probe_argv(data_dir: str) -> tuple[str, ...]:
     """
     script = (
         'd="$1"; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; '
-        'if command -v fio >/dev/null 2>&1; then '
+        "if command -v fio >/dev/null 2>&1; then "
         'exec fio --name=picluster-fsync --directory="$d" --rw=write --ioengine=sync '
         "--fdatasync=1 --size=22m --bs=2300 --unlink=1; "
         "else "
@@ -300,13 +298,25 @@ def prep_facts() -> tuple[Fact, ...]:
         _cat("proc_cmdline", "/proc/cmdline", parse_words),
         _cat("cgroup_controllers", "/sys/fs/cgroup/cgroup.controllers", parse_words),
         _cat("swaps", "/proc/swaps", parse_proc_swaps),
-        Fact("dphys_swapfile_enabled", ("systemctl", "is-enabled", "dphys-swapfile.service"),
-             parse_first_line),
+        Fact(
+            "dphys_swapfile_enabled",
+            ("systemctl", "is-enabled", "dphys-swapfile.service"),
+            parse_first_line,
+        ),
         _cat("rpi_swap_dropin", RPI_SWAP_DROPIN, parse_text),
         _cat("hostname", "/etc/hostname", parse_first_line),
         _cat("hosts", "/etc/hosts", parse_text),
-        Fact("packages", ("dpkg-query", "-W", "-f=${Package}\\t${db:Status-Abbrev}\\n",
-                          *REQUIRED_PACKAGES, *SWAP_PACKAGES), parse_dpkg_query),
+        Fact(
+            "packages",
+            (
+                "dpkg-query",
+                "-W",
+                "-f=${Package}\\t${db:Status-Abbrev}\\n",
+                *REQUIRED_PACKAGES,
+                *SWAP_PACKAGES,
+            ),
+            parse_dpkg_query,
+        ),
         _cat("sysctl_file", SYSCTL_FILE, parse_text),
         _cat("journald_file", JOURNALD_FILE, parse_text),
         _cat("firewall_file", FIREWALL_FILE, parse_text),
@@ -329,8 +339,13 @@ def k3s_facts(service: str) -> tuple[Fact, ...]:
 BOOT_ID = _cat("boot_id", "/proc/sys/kernel/random/boot_id", parse_first_line)
 
 # Facts whose command prints its answer even with a non-zero exit status.
-_OUTPUT_ON_FAILURE = {"packages", "dphys_swapfile_enabled", "firewall_enabled",
-                      "firewall_active", "k3s_active"}
+_OUTPUT_ON_FAILURE = {
+    "packages",
+    "dphys_swapfile_enabled",
+    "firewall_enabled",
+    "firewall_active",
+    "k3s_active",
+}
 
 
 @dataclass

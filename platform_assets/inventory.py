@@ -65,8 +65,10 @@ class InventoryError(ValueError):
     def __init__(self, source: str, problems: list[tuple[str, str]]):
         self.source = source
         self.problems = problems
-        lines = [f"{source}: {path}: {reason}" if path else f"{source}: {reason}"
-                 for path, reason in problems]
+        lines = [
+            f"{source}: {path}: {reason}" if path else f"{source}: {reason}"
+            for path, reason in problems
+        ]
         super().__init__("\n".join(lines))
 
 
@@ -246,8 +248,14 @@ def load_inventory(path: str | Path) -> Inventory:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InventoryError(
-            str(path), [("", "file not found; copy inventory.example.yaml and set "
-                             "PICLUSTER_INVENTORY to its path")]
+            str(path),
+            [
+                (
+                    "",
+                    "file not found; copy inventory.example.yaml and set "
+                    "PICLUSTER_INVENTORY to its path",
+                )
+            ],
         ) from None
     except OSError as exc:
         raise InventoryError(str(path), [("", f"cannot be read: {exc.strerror}")]) from None
@@ -280,9 +288,12 @@ def _resolve_paths(inventory: Inventory, base: Path) -> Inventory:
     ssh = inventory.ssh
     resolved = {
         key: str((base / Path(value).expanduser()).resolve())
-        if not Path(value).expanduser().is_absolute() else str(Path(value).expanduser())
-        for key, value in (("private_key_path", ssh.private_key_path),
-                           ("known_hosts_path", ssh.known_hosts_path))
+        if not Path(value).expanduser().is_absolute()
+        else str(Path(value).expanduser())
+        for key, value in (
+            ("private_key_path", ssh.private_key_path),
+            ("known_hosts_path", ssh.known_hosts_path),
+        )
     }
     return inventory.model_copy(update={"ssh": ssh.model_copy(update=resolved)})
 
@@ -339,8 +350,10 @@ def check_plan(inv: Inventory) -> Iterable[tuple[str, str]]:
 
     # The LAN itself.
     if subnet.prefixlen > 30:
-        yield ("network.subnet",
-               f"{subnet} is too small to hold {len(inv.nodes)} nodes and a gateway")
+        yield (
+            "network.subnet",
+            f"{subnet} is too small to hold {len(inv.nodes)} nodes and a gateway",
+        )
     if gateway not in subnet:
         yield "network.gateway", f"{gateway} is outside network.subnet {subnet}"
     elif gateway in (subnet.network_address, subnet.broadcast_address):
@@ -348,59 +361,80 @@ def check_plan(inv: Inventory) -> Iterable[tuple[str, str]]:
 
     # The MetalLB pool: LAN addresses nobody else uses.
     if pool_start > pool_end:
-        yield ("network.metallb_pool",
-               f"start {pool_start} is after end {pool_end}; swap them")
+        yield ("network.metallb_pool", f"start {pool_start} is after end {pool_end}; swap them")
     for key, addr in (("start", pool_start), ("end", pool_end)):
         if addr not in subnet:
-            yield (f"network.metallb_pool.{key}",
-                   f"{addr} is outside network.subnet {subnet}; MetalLB (L2) answers ARP only "
-                   "for addresses on the nodes' LAN")
+            yield (
+                f"network.metallb_pool.{key}",
+                f"{addr} is outside network.subnet {subnet}; MetalLB (L2) answers ARP only "
+                "for addresses on the nodes' LAN",
+            )
         elif addr in (subnet.network_address, subnet.broadcast_address):
-            yield (f"network.metallb_pool.{key}",
-                   f"{addr} is the network or broadcast address of {subnet}")
+            yield (
+                f"network.metallb_pool.{key}",
+                f"{addr} is the network or broadcast address of {subnet}",
+            )
     if pool_start <= pool_end:
         for i, node in enumerate(inv.nodes):
             if pool_start <= ipaddress.IPv4Address(node.address) <= pool_end:
-                yield (f"nodes[{i}].address",
-                       f"{node.address} ({node.name}) lies inside network.metallb_pool "
-                       f"{pool_start}-{pool_end}; MetalLB would hand it to a service")
+                yield (
+                    f"nodes[{i}].address",
+                    f"{node.address} ({node.name}) lies inside network.metallb_pool "
+                    f"{pool_start}-{pool_end}; MetalLB would hand it to a service",
+                )
         if pool_start <= gateway <= pool_end:
-            yield ("network.metallb_pool",
-                   f"{pool_start}-{pool_end} contains the gateway {gateway}")
+            yield (
+                "network.metallb_pool",
+                f"{pool_start}-{pool_end} contains the gateway {gateway}",
+            )
         for j, dns in enumerate(net.dns):
             if pool_start <= ipaddress.IPv4Address(dns) <= pool_end:
-                yield (f"network.dns[{j}]",
-                       f"{dns} lies inside network.metallb_pool {pool_start}-{pool_end}")
+                yield (
+                    f"network.dns[{j}]",
+                    f"{dns} lies inside network.metallb_pool {pool_start}-{pool_end}",
+                )
         if "servicelb" not in inv.k3s.disable:
-            yield ("k3s.disable",
-                   "must contain 'servicelb': MetalLB hands out network.metallb_pool, and K3s's "
-                   "own ServiceLB would answer the same LoadBalancer services")
+            yield (
+                "k3s.disable",
+                "must contain 'servicelb': MetalLB hands out network.metallb_pool, and K3s's "
+                "own ServiceLB would answer the same LoadBalancer services",
+            )
 
     # Pod and service networks: not on the LAN, not on each other, big enough.
     ranges = _Ranges(subnet, pods, services)
     yield from _check_overlaps(ranges, net)
     if pods.prefixlen > NODE_POD_PREFIX:
-        yield ("network.pod_cidr",
-               f"{pods} is smaller than the /{NODE_POD_PREFIX} K3s gives each node; "
-               f"use at least a /{NODE_POD_PREFIX - (len(inv.nodes) - 1).bit_length()}, "
-               "e.g. 10.42.0.0/16")
+        yield (
+            "network.pod_cidr",
+            f"{pods} is smaller than the /{NODE_POD_PREFIX} K3s gives each node; "
+            f"use at least a /{NODE_POD_PREFIX - (len(inv.nodes) - 1).bit_length()}, "
+            "e.g. 10.42.0.0/16",
+        )
     else:
         per_node = 2 ** (NODE_POD_PREFIX - pods.prefixlen)
         if per_node < len(inv.nodes):
-            yield ("network.pod_cidr",
-                   f"{pods} holds {per_node} node /{NODE_POD_PREFIX} networks but the inventory "
-                   f"has {len(inv.nodes)} nodes; use a larger one, e.g. 10.42.0.0/16")
+            yield (
+                "network.pod_cidr",
+                f"{pods} holds {per_node} node /{NODE_POD_PREFIX} networks but the inventory "
+                f"has {len(inv.nodes)} nodes; use a larger one, e.g. 10.42.0.0/16",
+            )
     if services.prefixlen < MIN_SERVICE_PREFIX:
-        yield ("network.service_cidr",
-               f"{services} is larger than Kubernetes allows (at most /{MIN_SERVICE_PREFIX})")
+        yield (
+            "network.service_cidr",
+            f"{services} is larger than Kubernetes allows (at most /{MIN_SERVICE_PREFIX})",
+        )
     elif services.num_addresses < 16:
-        yield ("network.service_cidr",
-               f"{services} is too small: cluster DNS takes its 10th address")
+        yield (
+            "network.service_cidr",
+            f"{services} is too small: cluster DNS takes its 10th address",
+        )
     for j, dns in enumerate(net.dns):
         addr = ipaddress.IPv4Address(dns)
         if addr in pods or addr in services:
-            yield (f"network.dns[{j}]",
-                   f"{dns} lies inside the pod or service network; nodes could not reach it")
+            yield (
+                f"network.dns[{j}]",
+                f"{dns} lies inside the pod or service network; nodes could not reach it",
+            )
 
     yield from _check_k3s(inv)
     yield from _check_capacity(inv)
@@ -412,23 +446,29 @@ def _check_nodes(inv: Inventory, subnet: ipaddress.IPv4Network, gateway: ipaddre
     for i, node in enumerate(inv.nodes):
         where = f"nodes[{i}]"
         if not _HOSTNAME.match(node.name):
-            yield (f"{where}.name",
-                   f"{node.name!r} is not a valid host name (lower-case letters, digits and "
-                   "'-', at most 63, not starting or ending with '-')")
+            yield (
+                f"{where}.name",
+                f"{node.name!r} is not a valid host name (lower-case letters, digits and "
+                "'-', at most 63, not starting or ending with '-')",
+            )
         if node.name in names:
             yield f"{where}.name", f"{node.name!r} is already used by nodes[{names[node.name]}]"
         names.setdefault(node.name, i)
         if node.address in addresses:
-            yield (f"{where}.address",
-                   f"{node.address} is already used by nodes[{addresses[node.address]}] "
-                   f"({inv.nodes[addresses[node.address]].name})")
+            yield (
+                f"{where}.address",
+                f"{node.address} is already used by nodes[{addresses[node.address]}] "
+                f"({inv.nodes[addresses[node.address]].name})",
+            )
         addresses.setdefault(node.address, i)
         addr = ipaddress.IPv4Address(node.address)
         if addr not in subnet:
             yield f"{where}.address", f"{node.address} is outside network.subnet {subnet}"
         elif addr in (subnet.network_address, subnet.broadcast_address):
-            yield (f"{where}.address",
-                   f"{node.address} is the network or broadcast address of {subnet}")
+            yield (
+                f"{where}.address",
+                f"{node.address} is the network or broadcast address of {subnet}",
+            )
         if addr == gateway:
             yield f"{where}.address", f"{node.address} is the gateway's address"
         if not _UNIX_USER.match(node.ssh_user):
@@ -443,11 +483,13 @@ def _check_nodes(inv: Inventory, subnet: ipaddress.IPv4Network, gateway: ipaddre
         yield "nodes", "no node has role 'server'; exactly one K3s server is needed"
     elif len(servers) > 1:
         listed = ", ".join(f"nodes[{i}] ({inv.nodes[i].name})" for i in servers)
-        yield ("nodes",
-               f"{len(servers)} nodes have role 'server' ({listed}); this platform runs exactly "
-               "one K3s server with embedded etcd (two servers halve availability: etcd needs "
-               "a majority; three need memory the 8 GB Pis do not spare). Make the others "
-               "agents")
+        yield (
+            "nodes",
+            f"{len(servers)} nodes have role 'server' ({listed}); this platform runs exactly "
+            "one K3s server with embedded etcd (two servers halve availability: etcd needs "
+            "a majority; three need memory the 8 GB Pis do not spare). Make the others "
+            "agents",
+        )
 
 
 def _label_problem(key: str, value: str) -> str | None:
@@ -462,10 +504,16 @@ def _label_problem(key: str, value: str) -> str | None:
 
 
 def _check_overlaps(r: _Ranges, net: Network):
-    named = (("network.subnet", r.subnet), ("network.pod_cidr", r.pods),
-             ("network.service_cidr", r.services))
-    for (a_name, a), (b_name, b) in ((named[1], named[0]), (named[2], named[0]),
-                                     (named[2], named[1])):
+    named = (
+        ("network.subnet", r.subnet),
+        ("network.pod_cidr", r.pods),
+        ("network.service_cidr", r.services),
+    )
+    for (a_name, a), (b_name, b) in (
+        (named[1], named[0]),
+        (named[2], named[0]),
+        (named[2], named[1]),
+    ):
         if a.overlaps(b):
             yield a_name, f"{a} overlaps {b_name} {b}; they must not share addresses"
     for field, network in named:
@@ -476,30 +524,38 @@ def _check_overlaps(r: _Ranges, net: Network):
 
 def _check_k3s(inv: Inventory):
     if not inv.k3s.cluster_init:
-        yield ("k3s.cluster_init",
-               "must be true: the platform's backups take K3s etcd snapshots, which need "
-               "embedded etcd")
+        yield (
+            "k3s.cluster_init",
+            "must be true: the platform's backups take K3s etcd snapshots, which need "
+            "embedded etcd",
+        )
     seen: set[str] = set()
     for j, item in enumerate(inv.k3s.disable):
         if item not in K3S_DISABLE_COMPONENTS:
-            yield (f"k3s.disable[{j}]",
-                   f"{item!r} is not a K3s packaged component; expected one of "
-                   f"{', '.join(K3S_DISABLE_COMPONENTS)}")
+            yield (
+                f"k3s.disable[{j}]",
+                f"{item!r} is not a K3s packaged component; expected one of "
+                f"{', '.join(K3S_DISABLE_COMPONENTS)}",
+            )
         if item in seen:
             yield f"k3s.disable[{j}]", f"{item!r} is listed twice"
         seen.add(item)
     if "coredns" in inv.k3s.disable:
-        yield ("k3s.disable",
-               "'coredns' cannot be disabled here: the platform's services find each other "
-               "through cluster DNS")
+        yield (
+            "k3s.disable",
+            "'coredns' cannot be disabled here: the platform's services find each other "
+            "through cluster DNS",
+        )
 
 
 def _check_capacity(inv: Inventory):
     for j, workload in enumerate(inv.workloads):
         if not any(_matches(workload.node_selector, n.labels) for n in inv.nodes):
             selector = ", ".join(f"{k}={v}" for k, v in workload.node_selector.items())
-            yield (f"workloads[{j}].node_selector",
-                   f"{workload.name}: no node has the labels {selector}; it could never start")
+            yield (
+                f"workloads[{j}].node_selector",
+                f"{workload.name}: no node has the labels {selector}; it could never start",
+            )
     for i, node in enumerate(inv.nodes):
         base = K3S_SERVER_MIB if node.role == "server" else K3S_AGENT_MIB
         placed = inv.workloads_on(node)
@@ -507,11 +563,13 @@ def _check_capacity(inv: Inventory):
         limit = int(node.memory_mib * (1 - HEADROOM_FRACTION))
         if total > limit:
             parts = ", ".join(f"{w.name} {w.memory_mib}" for w in placed) or "no workloads"
-            yield (f"nodes[{i}]",
-                   f"{node.name} would need {total} MiB (OS {OS_RESERVED_MIB} + K3s {node.role} "
-                   f"{base} + {parts}) but only {limit} MiB of its {node.memory_mib} MiB may be "
-                   f"planned ({int(HEADROOM_FRACTION * 100)} % headroom); move workloads by "
-                   "changing labels or workloads[].node_selector")
+            yield (
+                f"nodes[{i}]",
+                f"{node.name} would need {total} MiB (OS {OS_RESERVED_MIB} + K3s {node.role} "
+                f"{base} + {parts}) but only {limit} MiB of its {node.memory_mib} MiB may be "
+                f"planned ({int(HEADROOM_FRACTION * 100)} % headroom); move workloads by "
+                "changing labels or workloads[].node_selector",
+            )
 
 
 def capacity_table(inv: Inventory) -> list[dict[str, object]]:
@@ -521,12 +579,17 @@ def capacity_table(inv: Inventory) -> list[dict[str, object]]:
         base = K3S_SERVER_MIB if node.role == "server" else K3S_AGENT_MIB
         placed = inv.workloads_on(node)
         total = OS_RESERVED_MIB + base + sum(w.memory_mib for w in placed)
-        rows.append({
-            "node": node.name, "role": node.role, "address": node.address,
-            "workloads": ", ".join(w.name for w in placed) or "-",
-            "planned_mib": total, "memory_mib": node.memory_mib,
-            "limit_mib": int(node.memory_mib * (1 - HEADROOM_FRACTION)),
-        })
+        rows.append(
+            {
+                "node": node.name,
+                "role": node.role,
+                "address": node.address,
+                "workloads": ", ".join(w.name for w in placed) or "-",
+                "planned_mib": total,
+                "memory_mib": node.memory_mib,
+                "limit_mib": int(node.memory_mib * (1 - HEADROOM_FRACTION)),
+            }
+        )
     return rows
 
 

@@ -77,8 +77,9 @@ def _cmd(*argv: str, sudo: bool = True, stdin: str | bytes | None = None) -> Com
 
 def write_file(path: str, content: str, mode: str = "0644") -> Command:
     """Writes a whole file from stdin, creating folders, owned by root."""
-    return _cmd("install", "-D", "-m", mode, "-o", "root", "-g", "root", "/dev/stdin", path,
-                stdin=content)
+    return _cmd(
+        "install", "-D", "-m", mode, "-o", "root", "-g", "root", "/dev/stdin", path, stdin=content
+    )
 
 
 def _summary(text: str | None) -> str:
@@ -88,18 +89,37 @@ def _summary(text: str | None) -> str:
     return f"{len(lines)} lines" if len(lines) > 1 else (lines[0] if lines else "empty")
 
 
-def plan_file(name: str, path: str, current: str | None, desired: str, mode: str = "0644",
-              then: Sequence[Command] = ()) -> list[Change]:
+def plan_file(
+    name: str,
+    path: str,
+    current: str | None,
+    desired: str,
+    mode: str = "0644",
+    then: Sequence[Command] = (),
+) -> list[Change]:
     if current == desired:
         return []
-    return [Change(name, f"{path}: {_summary(current)}", f"{path}: {_summary(desired)}",
-                   (write_file(path, desired, mode), *then), detail=file_diff(path, current,
-                                                                             desired))]
+    return [
+        Change(
+            name,
+            f"{path}: {_summary(current)}",
+            f"{path}: {_summary(desired)}",
+            (write_file(path, desired, mode), *then),
+            detail=file_diff(path, current, desired),
+        )
+    ]
 
 
 def file_diff(path: str, current: str | None, desired: str, limit: int = 60) -> str:
-    lines = list(difflib.unified_diff((current or "").splitlines(), desired.splitlines(),
-                                      f"{path} (now)", f"{path} (planned)", lineterm=""))
+    lines = list(
+        difflib.unified_diff(
+            (current or "").splitlines(),
+            desired.splitlines(),
+            f"{path} (now)",
+            f"{path} (planned)",
+            lineterm="",
+        )
+    )
     if len(lines) > limit:
         lines = [*lines[:limit], f"... {len(lines) - limit} more lines"]
     return "\n".join(lines)
@@ -128,13 +148,18 @@ def plan_cmdline(facts: NodeFacts) -> list[Change]:
         sed += ["-e", "s/ *cgroup_disable=memory//g"]
     if missing:
         sed += ["-e", f"1s/$/ {' '.join(missing)}/"]
-    return [Change(
-        "boot command line: memory cgroup",
-        " ".join(words) or "absent", " ".join(after),
-        (_cmd("cp", "-p", F.CMDLINE_TXT, F.CMDLINE_TXT + ".picluster-backup"),
-         _cmd(*sed, F.CMDLINE_TXT)),
-        needs_reboot=True,
-    )]
+    return [
+        Change(
+            "boot command line: memory cgroup",
+            " ".join(words) or "absent",
+            " ".join(after),
+            (
+                _cmd("cp", "-p", F.CMDLINE_TXT, F.CMDLINE_TXT + ".picluster-backup"),
+                _cmd(*sed, F.CMDLINE_TXT),
+            ),
+            needs_reboot=True,
+        )
+    ]
 
 
 def reboot_reason(facts: NodeFacts) -> str | None:
@@ -144,8 +169,10 @@ def reboot_reason(facts: NodeFacts) -> str | None:
     if controllers is not None and "memory" in controllers:
         return None
     if all(flag in words for flag in CGROUP_FLAGS):
-        return ("cmdline.txt has the memory cgroup flags but the running kernel has no memory "
-                "controller: the new command line takes effect at the next boot")
+        return (
+            "cmdline.txt has the memory cgroup flags but the running kernel has no memory "
+            "controller: the new command line takes effect at the next boot"
+        )
     return None
 
 
@@ -161,19 +188,30 @@ def plan_swap(facts: NodeFacts) -> list[Change]:
     os_release = facts["os_release"]
     codename = os_release.codename if os_release else ""
     if (facts["dphys_swapfile_enabled"] or "") in ("enabled", "enabled-runtime", "static"):
-        changes.append(Change(
-            "dphys-swapfile disabled", "dphys-swapfile.service enabled",
-            "disabled, /var/swap removed",
-            (_cmd("dphys-swapfile", "swapoff"), _cmd("dphys-swapfile", "uninstall"),
-             _cmd("systemctl", "disable", "--now", "dphys-swapfile.service")),
-        ))
+        changes.append(
+            Change(
+                "dphys-swapfile disabled",
+                "dphys-swapfile.service enabled",
+                "disabled, /var/swap removed",
+                (
+                    _cmd("dphys-swapfile", "swapoff"),
+                    _cmd("dphys-swapfile", "uninstall"),
+                    _cmd("systemctl", "disable", "--now", "dphys-swapfile.service"),
+                ),
+            )
+        )
     if packages.get("rpi-swap") or codename == "trixie":
-        changes += plan_file("rpi-swap: no swap at boot", F.RPI_SWAP_DROPIN,
-                             facts["rpi_swap_dropin"], f"{MANAGED}\n[Main]\nMechanism=none\n")
+        changes += plan_file(
+            "rpi-swap: no swap at boot",
+            F.RPI_SWAP_DROPIN,
+            facts["rpi_swap_dropin"],
+            f"{MANAGED}\n[Main]\nMechanism=none\n",
+        )
     swaps = facts["swaps"]
     if swaps is None and not facts.values:  # facts unknown (node not contacted)
-        changes.append(Change("swap off", "unknown", "no swap, kept off at boot",
-                              (_cmd("swapoff", "-a"),)))
+        changes.append(
+            Change("swap off", "unknown", "no swap, kept off at boot", (_cmd("swapoff", "-a"),))
+        )
     if swaps:
         listed = ", ".join(f"{s.filename} ({s.size_kib // 1024} MiB)" for s in swaps)
         changes.append(Change("swap off", listed, "no swap", (_cmd("swapoff", "-a"),)))
@@ -184,8 +222,14 @@ def plan_hostname(node: Node, facts: NodeFacts) -> list[Change]:
     current = facts["hostname"]
     if current == node.name:
         return []
-    return [Change("hostname", current or "absent", node.name,
-                   (_cmd("hostnamectl", "set-hostname", node.name),))]
+    return [
+        Change(
+            "hostname",
+            current or "absent",
+            node.name,
+            (_cmd("hostnamectl", "set-hostname", node.name),),
+        )
+    ]
 
 
 def desired_hosts(inv: Inventory, node: Node, current: str | None) -> str:
@@ -218,11 +262,19 @@ def plan_hosts(inv: Inventory, node: Node, facts: NodeFacts) -> list[Change]:
     if current == desired:
         return []
     names = ", ".join(n.name for n in inv.nodes)
-    before = "absent" if current is None else (
-        "has the node block" if HOSTS_BEGIN in current else "no node block")
-    return [Change("hosts file", f"/etc/hosts: {before}",
-                   f"/etc/hosts: 127.0.1.1 {node.name}; nodes {names}",
-                   (write_file("/etc/hosts", desired),))]
+    before = (
+        "absent"
+        if current is None
+        else ("has the node block" if HOSTS_BEGIN in current else "no node block")
+    )
+    return [
+        Change(
+            "hosts file",
+            f"/etc/hosts: {before}",
+            f"/etc/hosts: 127.0.1.1 {node.name}; nodes {names}",
+            (write_file("/etc/hosts", desired),),
+        )
+    ]
 
 
 def plan_packages(facts: NodeFacts) -> list[Change]:
@@ -230,12 +282,25 @@ def plan_packages(facts: NodeFacts) -> list[Change]:
     missing = [p for p in F.REQUIRED_PACKAGES if not installed.get(p)]
     if not missing:
         return []
-    return [Change(
-        "packages", f"missing: {', '.join(missing)}", f"installed: {', '.join(missing)}",
-        (_cmd("apt-get", "update"),
-         _cmd("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
-              "--no-install-recommends", *missing)),
-    )]
+    return [
+        Change(
+            "packages",
+            f"missing: {', '.join(missing)}",
+            f"installed: {', '.join(missing)}",
+            (
+                _cmd("apt-get", "update"),
+                _cmd(
+                    "env",
+                    "DEBIAN_FRONTEND=noninteractive",
+                    "apt-get",
+                    "install",
+                    "-y",
+                    "--no-install-recommends",
+                    *missing,
+                ),
+            ),
+        )
+    ]
 
 
 SYSCTLS = (
@@ -258,8 +323,7 @@ def desired_sysctl() -> str:
 
 
 def desired_journald() -> str:
-    return (f"{MANAGED}\n[Journal]\nStorage=persistent\nMaxRetentionSec=30day\n"
-            "SystemMaxUse=256M\n")
+    return f"{MANAGED}\n[Journal]\nStorage=persistent\nMaxRetentionSec=30day\nSystemMaxUse=256M\n"
 
 
 def desired_firewall(inv: Inventory) -> str:
@@ -324,20 +388,35 @@ WantedBy=multi-user.target
 
 
 def plan_firewall(inv: Inventory, facts: NodeFacts) -> list[Change]:
-    changes = plan_file("firewall rules", F.FIREWALL_FILE, facts["firewall_file"],
-                        desired_firewall(inv))
-    unit = plan_file("firewall service", F.FIREWALL_UNIT_FILE, facts["firewall_unit_file"],
-                     desired_firewall_unit(), then=[_cmd("systemctl", "daemon-reload")])
+    changes = plan_file(
+        "firewall rules", F.FIREWALL_FILE, facts["firewall_file"], desired_firewall(inv)
+    )
+    unit = plan_file(
+        "firewall service",
+        F.FIREWALL_UNIT_FILE,
+        facts["firewall_unit_file"],
+        desired_firewall_unit(),
+        then=[_cmd("systemctl", "daemon-reload")],
+    )
     changes += unit
     if facts["firewall_enabled"] != "enabled":
-        changes.append(Change("firewall at boot", f"{F.FIREWALL_UNIT}: "
-                              f"{facts['firewall_enabled'] or 'absent'}", "enabled",
-                              (_cmd("systemctl", "enable", F.FIREWALL_UNIT),)))
+        changes.append(
+            Change(
+                "firewall at boot",
+                f"{F.FIREWALL_UNIT}: {facts['firewall_enabled'] or 'absent'}",
+                "enabled",
+                (_cmd("systemctl", "enable", F.FIREWALL_UNIT),),
+            )
+        )
     if changes or facts["firewall_active"] != "active":
-        changes.append(Change("firewall loaded", f"{F.FIREWALL_UNIT}: "
-                              f"{facts['firewall_active'] or 'unknown'}",
-                              "active with the current rules",
-                              (_cmd("systemctl", "restart", F.FIREWALL_UNIT),)))
+        changes.append(
+            Change(
+                "firewall loaded",
+                f"{F.FIREWALL_UNIT}: {facts['firewall_active'] or 'unknown'}",
+                "active with the current rules",
+                (_cmd("systemctl", "restart", F.FIREWALL_UNIT),),
+            )
+        )
     return changes
 
 
@@ -346,19 +425,30 @@ def plan_node_prep(inv: Inventory, node_name: str, facts: NodeFacts) -> list[Cha
     node = inv.node(node_name)
     os_release = facts["os_release"]
     if os_release is not None and os_release.codename not in SUPPORTED_CODENAMES:
-        raise PlanError(f"{node_name}: OS {os_release.pretty_name or os_release.codename!r} is "
-                        f"not supported; install Raspberry Pi OS bookworm or trixie (64-bit)")
+        raise PlanError(
+            f"{node_name}: OS {os_release.pretty_name or os_release.codename!r} is "
+            f"not supported; install Raspberry Pi OS bookworm or trixie (64-bit)"
+        )
     return [
         *plan_packages(facts),
         *plan_cmdline(facts),
         *plan_swap(facts),
         *plan_hostname(node, facts),
         *plan_hosts(inv, node, facts),
-        *plan_file("sysctls for K3s", F.SYSCTL_FILE, facts["sysctl_file"], desired_sysctl(),
-                   then=[_cmd("sysctl", "--system")]),
-        *plan_file("journald: 30 days", F.JOURNALD_FILE, facts["journald_file"],
-                   desired_journald(),
-                   then=[_cmd("systemctl", "restart", "systemd-journald.service")]),
+        *plan_file(
+            "sysctls for K3s",
+            F.SYSCTL_FILE,
+            facts["sysctl_file"],
+            desired_sysctl(),
+            then=[_cmd("sysctl", "--system")],
+        ),
+        *plan_file(
+            "journald: 30 days",
+            F.JOURNALD_FILE,
+            facts["journald_file"],
+            desired_journald(),
+            then=[_cmd("systemctl", "restart", "systemd-journald.service")],
+        ),
         *plan_firewall(inv, facts),
     ]
 
@@ -420,11 +510,14 @@ def plan_k3s(inv: Inventory, node_name: str, facts: NodeFacts, token: str | None
     else:
         token_differs = current_token is None
     if token_differs:
-        changes.append(Change(
-            "join token", "absent" if current_token is None else "set (***), differs",
-            "set (***)",
-            (write_file(F.K3S_TOKEN_FILE, (token or "") + "\n", "0600"),),
-        ))
+        changes.append(
+            Change(
+                "join token",
+                "absent" if current_token is None else "set (***), differs",
+                "set (***)",
+                (write_file(F.K3S_TOKEN_FILE, (token or "") + "\n", "0600"),),
+            )
+        )
     config = desired_k3s_config(inv, node)
     changes += plan_file("K3s config", F.K3S_CONFIG, facts["k3s_config"], config, "0600")
     installed = facts["k3s_version"]
@@ -435,16 +528,28 @@ def plan_k3s(inv: Inventory, node_name: str, facts: NodeFacts, token: str | None
         # The installer from the release's own tag downloads that release's arm64 binary and
         # checks it against the release's sha256sum file, then (re)starts the service.
         url = K3S_INSTALLER_URL.format(version=version.replace("+", "%2B"))
-        changes.append(Change(
-            f"K3s {node.role}", f"k3s {installed or 'not installed'}", f"k3s {version}",
-            (_cmd("curl", "-sfL", "--retry", "3", "--create-dirs", "-o", F.K3S_INSTALLER, url),
-             _cmd(*env, "sh", F.K3S_INSTALLER)),
-        ))
+        changes.append(
+            Change(
+                f"K3s {node.role}",
+                f"k3s {installed or 'not installed'}",
+                f"k3s {version}",
+                (
+                    _cmd(
+                        "curl", "-sfL", "--retry", "3", "--create-dirs", "-o", F.K3S_INSTALLER, url
+                    ),
+                    _cmd(*env, "sh", F.K3S_INSTALLER),
+                ),
+            )
+        )
     elif changes or facts["k3s_active"] != "active":
-        changes.append(Change(f"{service} running", facts["k3s_active"] or "unknown",
-                              "active with the current config",
-                              (_cmd("systemctl", "enable", service),
-                               _cmd("systemctl", "restart", service))))
+        changes.append(
+            Change(
+                f"{service} running",
+                facts["k3s_active"] or "unknown",
+                "active with the current config",
+                (_cmd("systemctl", "enable", service), _cmd("systemctl", "restart", service)),
+            )
+        )
     return changes
 
 
@@ -467,8 +572,11 @@ def plans_markdown(plans: Sequence[NodePlan], applied: bool) -> str:
             out.append(head + "no changes (converged)")
         else:
             count = len(plan.changes)
-            out.append(head + f"{count} change{'' if count == 1 else 's'} {verb}"
-                       + ("" if plan.contacted else " (facts unknown: node not contacted)"))
+            out.append(
+                head
+                + f"{count} change{'' if count == 1 else 's'} {verb}"
+                + ("" if plan.contacted else " (facts unknown: node not contacted)")
+            )
         if plan.changes:
             out.append("")
             out.append("| change | before | after | commands |")
@@ -476,8 +584,10 @@ def plans_markdown(plans: Sequence[NodePlan], applied: bool) -> str:
             for change in plan.changes:
                 cmds = "<br>".join(f"`{_cell(c.shell)}`" for c in change.commands)
                 reboot = " (reboot)" if change.needs_reboot else ""
-                out.append(f"| {_cell(change.name)}{reboot} | {_cell(change.before)} | "
-                           f"{_cell(change.after)} | {cmds} |")
+                out.append(
+                    f"| {_cell(change.name)}{reboot} | {_cell(change.before)} | "
+                    f"{_cell(change.after)} | {cmds} |"
+                )
             for change in plan.changes:
                 if change.detail and plan.contacted:
                     out += ["", f"{change.name}:", "", "```diff", change.detail, "```"]

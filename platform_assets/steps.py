@@ -38,8 +38,10 @@ def may_contact(node: Node, allow_remote: bool) -> bool:
 def ssh_targets(inv: Inventory, names: Sequence[str]) -> list[Any]:
     from resources.ssh import SshTarget
 
-    return [SshTarget(n.name, n.address, n.ssh_port, n.ssh_user)
-            for n in (inv.node(name) for name in names)]
+    return [
+        SshTarget(n.name, n.address, n.ssh_port, n.ssh_user)
+        for n in (inv.node(name) for name in names)
+    ]
 
 
 def select_nodes(inv: Inventory, wanted: Sequence[str], role: str | None = None) -> list[str]:
@@ -48,8 +50,11 @@ def select_nodes(inv: Inventory, wanted: Sequence[str], role: str | None = None)
     unknown = [w for w in wanted if w not in known]
     if unknown:
         raise ValueError(f"not in the inventory: {', '.join(unknown)} (nodes: {', '.join(known)})")
-    return [n.name for n in inv.nodes
-            if (not wanted or n.name in wanted) and (role is None or n.role == role)]
+    return [
+        n.name
+        for n in inv.nodes
+        if (not wanted or n.name in wanted) and (role is None or n.role == role)
+    ]
 
 
 # --- preflight ---------------------------------------------------------------------------------
@@ -69,26 +74,50 @@ def evaluate_preflight(inv: Inventory, node_name: str, facts: NodeFacts) -> list
     out: list[Finding] = []
     model = facts["model"]
     if not model:
-        out.append(Finding("error", "model", "absent",
-                           "no /proc/device-tree/model: this is not a Raspberry Pi"))
+        out.append(
+            Finding(
+                "error", "model", "absent", "no /proc/device-tree/model: this is not a Raspberry Pi"
+            )
+        )
     elif "Raspberry Pi 5" in model:
         out.append(Finding("ok", "model", model))
     else:
-        out.append(Finding("warn", "model", model,
-                           "not a Raspberry Pi 5; memory and page-size assumptions may not hold"))
+        out.append(
+            Finding(
+                "warn",
+                "model",
+                model,
+                "not a Raspberry Pi 5; memory and page-size assumptions may not hold",
+            )
+        )
     arch = facts["architecture"]
-    out.append(Finding("ok", "architecture", arch) if arch == "arm64" else Finding(
-        "error", "architecture", arch or "unknown", "K3s needs a 64-bit OS (arm64)"))
+    out.append(
+        Finding("ok", "architecture", arch)
+        if arch == "arm64"
+        else Finding("error", "architecture", arch or "unknown", "K3s needs a 64-bit OS (arm64)")
+    )
     release = facts["os_release"]
     codename = release.codename if release else ""
     issue = facts["rpi_issue"]
     if codename in P.SUPPORTED_CODENAMES:
         label = f"{release.pretty_name}" + (f", {issue}" if issue else "")
-        out.append(Finding("ok" if issue else "warn", "os", label,
-                           "" if issue else "no /etc/rpi-issue: not Raspberry Pi OS"))
+        out.append(
+            Finding(
+                "ok" if issue else "warn",
+                "os",
+                label,
+                "" if issue else "no /etc/rpi-issue: not Raspberry Pi OS",
+            )
+        )
     else:
-        out.append(Finding("error", "os", (release.pretty_name if release else "unknown"),
-                           "supported: Raspberry Pi OS bookworm (12) or trixie (13)"))
+        out.append(
+            Finding(
+                "error",
+                "os",
+                (release.pretty_name if release else "unknown"),
+                "supported: Raspberry Pi OS bookworm (12) or trixie (13)",
+            )
+        )
     mem_kib = facts["memory_kib"]
     if mem_kib is None:
         out.append(Finding("error", "memory", "unknown", "/proc/meminfo unreadable"))
@@ -96,68 +125,131 @@ def evaluate_preflight(inv: Inventory, node_name: str, facts: NodeFacts) -> list
         mib = mem_kib // 1024
         # The kernel keeps some RAM for itself and the GPU: an 8 GB Pi 5 reports ~7.9 GiB.
         if mib < node.memory_mib * 0.9:
-            out.append(Finding("error", "memory", f"{mib} MiB",
-                               f"the inventory plans {node.memory_mib} MiB for this node; fix "
-                               f"nodes[].memory_mib so the capacity plan is true"))
+            out.append(
+                Finding(
+                    "error",
+                    "memory",
+                    f"{mib} MiB",
+                    f"the inventory plans {node.memory_mib} MiB for this node; fix "
+                    f"nodes[].memory_mib so the capacity plan is true",
+                )
+            )
         else:
             out.append(Finding("ok", "memory", f"{mib} MiB"))
     page = facts["page_size"]
     if page == 16384:
-        out.append(Finding("ok", "page size", "16 KB",
-                           "Pi 5 kernel (2712); software built for 4 KB pages (e.g. jemalloc) "
-                           "can fail on it"))
+        out.append(
+            Finding(
+                "ok",
+                "page size",
+                "16 KB",
+                "Pi 5 kernel (2712); software built for 4 KB pages (e.g. jemalloc) can fail on it",
+            )
+        )
     else:
         out.append(Finding("ok", "page size", f"{page} bytes" if page else "unknown"))
     controllers = facts["cgroup_controllers"]
     if controllers is None:
-        out.append(Finding("error", "cgroup v2", "not mounted",
-                           "/sys/fs/cgroup/cgroup.controllers is missing: K3s needs cgroup v2"))
+        out.append(
+            Finding(
+                "error",
+                "cgroup v2",
+                "not mounted",
+                "/sys/fs/cgroup/cgroup.controllers is missing: K3s needs cgroup v2",
+            )
+        )
     elif "memory" in controllers:
         out.append(Finding("ok", "memory cgroup", "enabled"))
     else:
-        out.append(Finding("warn", "memory cgroup", " ".join(controllers),
-                           "memory controller off: node prep adds the boot flags and "
-                           "node_reboot reboots"))
+        out.append(
+            Finding(
+                "warn",
+                "memory cgroup",
+                " ".join(controllers),
+                "memory controller off: node prep adds the boot flags and node_reboot reboots",
+            )
+        )
     disk = facts["disk"]
     if disk is None:
         out.append(Finding("error", "free disk", "unknown", "df gave no answer"))
     else:
         gib = disk.avail_bytes / 1024**3
-        level = ("error" if disk.avail_bytes < MIN_FREE_DISK_BYTES else
-                 "warn" if disk.avail_bytes < WARN_FREE_DISK_BYTES else "ok")
-        out.append(Finding(level, "free disk", f"{gib:.1f} GiB on {disk.mount}",
-                           "" if level == "ok" else "K3s images and etcd need room"))
+        level = (
+            "error"
+            if disk.avail_bytes < MIN_FREE_DISK_BYTES
+            else "warn"
+            if disk.avail_bytes < WARN_FREE_DISK_BYTES
+            else "ok"
+        )
+        out.append(
+            Finding(
+                level,
+                "free disk",
+                f"{gib:.1f} GiB on {disk.mount}",
+                "" if level == "ok" else "K3s images and etcd need room",
+            )
+        )
     if "fsync" in facts.values:
         probe = facts["fsync"]
         if probe is None:
-            out.append(Finding("warn", "fsync latency", "not measured",
-                               facts.notes.get("fsync", "the probe failed")))
+            out.append(
+                Finding(
+                    "warn",
+                    "fsync latency",
+                    "not measured",
+                    facts.notes.get("fsync", "the probe failed"),
+                )
+            )
         else:
             what = "p99" if probe.p99_ms is not None else "mean (dd; p99 needs fio)"
             value = f"{probe.worst_ms:.2f} ms {what} in {inv.k3s.data_dir}"
             slow = probe.worst_ms > ETCD_FSYNC_P99_MS
-            out.append(Finding("warn" if slow else "ok", "fsync latency", value,
-                               "etcd wants fdatasync p99 under 10 ms: expect lost leader "
-                               "elections; put K3s's data on an SSD/NVMe" if slow else ""))
+            out.append(
+                Finding(
+                    "warn" if slow else "ok",
+                    "fsync latency",
+                    value,
+                    "etcd wants fdatasync p99 under 10 ms: expect lost leader "
+                    "elections; put K3s's data on an SSD/NVMe"
+                    if slow
+                    else "",
+                )
+            )
     time_sync = facts["time"]
     if time_sync is None or time_sync.synchronized is None:
         out.append(Finding("warn", "time sync", "unknown", "timedatectl gave no answer"))
     elif time_sync.synchronized:
         out.append(Finding("ok", "time sync", "synchronized"))
     elif time_sync.ntp_service:
-        out.append(Finding("warn", "time sync", "not yet synchronized",
-                           "NTP is on but the clock is not synchronized yet"))
+        out.append(
+            Finding(
+                "warn",
+                "time sync",
+                "not yet synchronized",
+                "NTP is on but the clock is not synchronized yet",
+            )
+        )
     else:
-        out.append(Finding("error", "time sync", "off",
-                           "no NTP: certificates fail on a wrong clock; "
-                           "run `timedatectl set-ntp true`"))
+        out.append(
+            Finding(
+                "error",
+                "time sync",
+                "off",
+                "no NTP: certificates fail on a wrong clock; run `timedatectl set-ntp true`",
+            )
+        )
     link = facts["link"]
     if link is None or link.speed_mbps is None:
-        out.append(Finding("warn", "NIC speed", "unknown",
-                           "eth0 link down or speed not reported"))
+        out.append(Finding("warn", "NIC speed", "unknown", "eth0 link down or speed not reported"))
     elif link.speed_mbps < 1000:
-        out.append(Finding("warn", "NIC speed", f"{link.speed_mbps} Mb/s",
-                           "below 1 Gb/s: check the cable and switch port"))
+        out.append(
+            Finding(
+                "warn",
+                "NIC speed",
+                f"{link.speed_mbps} Mb/s",
+                "below 1 Gb/s: check the cable and switch port",
+            )
+        )
     else:
         out.append(Finding("ok", "NIC speed", f"{link.speed_mbps} Mb/s"))
     return out
@@ -178,16 +270,21 @@ class NodePreflight:
         return blocking_findings(self.findings)
 
 
-def run_preflight(sessions: Any, inv: Inventory, names: Sequence[str], allow_remote: bool,
-                  ) -> dict[str, Any]:
+def run_preflight(
+    sessions: Any,
+    inv: Inventory,
+    names: Sequence[str],
+    allow_remote: bool,
+) -> dict[str, Any]:
     """Preflight on each node: node name -> NodePreflight, or the NodeError it raised."""
     facts = F.preflight_facts(inv.k3s.data_dir)
 
     def one(name: str) -> NodePreflight:
         if not may_contact(inv.node(name), allow_remote):
             return NodePreflight(name, [], contacted=False)
-        return NodePreflight(name, evaluate_preflight(inv, name, F.read_facts(sessions, name,
-                                                                              facts)))
+        return NodePreflight(
+            name, evaluate_preflight(inv, name, F.read_facts(sessions, name, facts))
+        )
 
     return _each(sessions, names, one)
 
@@ -226,8 +323,7 @@ def apply_changes(sessions: Any, node: str, changes: Sequence[P.Change]) -> int:
 
 
 def _unknown_plan(name: str, changes: list[P.Change]) -> P.NodePlan:
-    shown = [P.Change(c.name, NOT_CONTACTED, c.after, c.commands, c.needs_reboot)
-             for c in changes]
+    shown = [P.Change(c.name, NOT_CONTACTED, c.after, c.commands, c.needs_reboot) for c in changes]
     return P.NodePlan(name, shown, contacted=False)
 
 
@@ -253,8 +349,11 @@ def run_step(
         if not may_contact(inv.node(name), allow_remote):
             node_plan = _unknown_plan(name, plan(name, NodeFacts(name)))
             if apply:
-                raise NodeError(name, f"{inv.node(name).address} is not contacted from the "
-                                      "local profile (loopback only); use the cluster profile")
+                raise NodeError(
+                    name,
+                    f"{inv.node(name).address} is not contacted from the "
+                    "local profile (loopback only); use the cluster profile",
+                )
             return NodeOutcome(name, node_plan)
         node_facts = facts(name) if callable(facts) else facts
         before = F.read_facts(sessions, name, node_facts)
@@ -277,49 +376,81 @@ def run_step(
 
 def preflight_gate(inv: Inventory) -> Callable[[str, NodeFacts], str | None]:
     """Node prep refuses a node whose (cheap) preflight facts have errors."""
+
     def gate(name: str, facts: NodeFacts) -> str | None:
         errors = blocking_findings(evaluate_preflight(inv, name, facts))
         if errors:
-            return "preflight failed: " + "; ".join(f"{e.item}: {e.message or e.value}"
-                                                    for e in errors)
+            return "preflight failed: " + "; ".join(
+                f"{e.item}: {e.message or e.value}" for e in errors
+            )
         return None
+
     return gate
 
 
 def node_prep_facts(inv: Inventory) -> tuple[F.Fact, ...]:
     # Preflight's facts without the slow fsync probe, so the gate sees the same errors.
-    cheap = tuple(f for f in F.preflight_facts(inv.k3s.data_dir)
-                  if f.name not in ("fsync", "os_release", "cgroup_controllers"))
+    cheap = tuple(
+        f
+        for f in F.preflight_facts(inv.k3s.data_dir)
+        if f.name not in ("fsync", "os_release", "cgroup_controllers")
+    )
     return cheap + F.prep_facts()
 
 
-def run_node_prep(sessions: Any, inv: Inventory, names: Sequence[str], *, apply: bool,
-                  allow_remote: bool) -> dict[str, Any]:
-    return run_step(sessions, inv, names, facts=node_prep_facts(inv),
-                    plan=lambda name, facts: P.plan_node_prep(inv, name, facts),
-                    apply=apply, allow_remote=allow_remote, gate=preflight_gate(inv))
+def run_node_prep(
+    sessions: Any, inv: Inventory, names: Sequence[str], *, apply: bool, allow_remote: bool
+) -> dict[str, Any]:
+    return run_step(
+        sessions,
+        inv,
+        names,
+        facts=node_prep_facts(inv),
+        plan=lambda name, facts: P.plan_node_prep(inv, name, facts),
+        apply=apply,
+        allow_remote=allow_remote,
+        gate=preflight_gate(inv),
+    )
 
 
 def k3s_gate(name: str, facts: NodeFacts) -> str | None:
     controllers = facts["cgroup_controllers"]
     if controllers is not None and "memory" not in controllers:
-        return ("the memory cgroup controller is off (K3s would exit with 'failed to find "
-                "memory cgroup'); apply node_prep and node_reboot first")
+        return (
+            "the memory cgroup controller is off (K3s would exit with 'failed to find "
+            "memory cgroup'); apply node_prep and node_reboot first"
+        )
     return None
 
 
-def run_k3s(sessions: Any, inv: Inventory, names: Sequence[str], *, token: str | None,
-            apply: bool, allow_remote: bool) -> dict[str, Any]:
+def run_k3s(
+    sessions: Any,
+    inv: Inventory,
+    names: Sequence[str],
+    *,
+    token: str | None,
+    apply: bool,
+    allow_remote: bool,
+) -> dict[str, Any]:
     if apply and not token:
-        raise ValueError(f"the K3s join token is not set: export {inv.k3s.token_env} "
-                         "(the variable the inventory's k3s.token_env names) and reload")
+        raise ValueError(
+            f"the K3s join token is not set: export {inv.k3s.token_env} "
+            "(the variable the inventory's k3s.token_env names) and reload"
+        )
 
     def facts_for(name: str) -> tuple[F.Fact, ...]:
         return F.k3s_facts(P.k3s_service(inv.node(name)))
 
-    return run_step(sessions, inv, names, facts=facts_for,
-                    plan=lambda name, f: P.plan_k3s(inv, name, f, token),
-                    apply=apply, allow_remote=allow_remote, gate=k3s_gate)
+    return run_step(
+        sessions,
+        inv,
+        names,
+        facts=facts_for,
+        plan=lambda name, f: P.plan_k3s(inv, name, f, token),
+        apply=apply,
+        allow_remote=allow_remote,
+        gate=k3s_gate,
+    )
 
 
 # --- reboot ------------------------------------------------------------------------------------
@@ -341,8 +472,16 @@ REBOOT_FACTS = (
 )
 
 
-def run_reboot(sessions: Any, inv: Inventory, names: Sequence[str], *, apply: bool,
-               allow_remote: bool, timeout_s: float, poll_s: float = 2.0) -> dict[str, Any]:
+def run_reboot(
+    sessions: Any,
+    inv: Inventory,
+    names: Sequence[str],
+    *,
+    apply: bool,
+    allow_remote: bool,
+    timeout_s: float,
+    poll_s: float = 2.0,
+) -> dict[str, Any]:
     """Reboots only the nodes whose pending boot command line needs it, then waits (bounded)
     until each answers with a new boot id. Never retried: a second call re-reads the facts."""
     from resources.ssh import CommandTimedOut, NodeError, NodeUnreachable
@@ -365,8 +504,11 @@ def run_reboot(sessions: Any, inv: Inventory, names: Sequence[str], *, apply: bo
         while True:
             waited = time.monotonic() - started
             if waited > timeout_s:
-                raise NodeUnreachable(name, f"did not come back within {timeout_s:g}s after "
-                                            "reboot; check its console. Not retried.")
+                raise NodeUnreachable(
+                    name,
+                    f"did not come back within {timeout_s:g}s after "
+                    "reboot; check its console. Not retried.",
+                )
             time.sleep(poll_s)
             try:
                 new = boot_id(name)
@@ -376,12 +518,19 @@ def run_reboot(sessions: Any, inv: Inventory, names: Sequence[str], *, apply: bo
                 break
         after = F.read_facts(sessions, name, REBOOT_FACTS)
         controllers = after["cgroup_controllers"] or ()
-        outcome = RebootOutcome(name, reason, rebooted=True,
-                                waited_s=time.monotonic() - started,
-                                memory_cgroup_after="memory" in controllers)
+        outcome = RebootOutcome(
+            name,
+            reason,
+            rebooted=True,
+            waited_s=time.monotonic() - started,
+            memory_cgroup_after="memory" in controllers,
+        )
         if not outcome.memory_cgroup_after:
-            raise NodeError(name, "rebooted, but the memory cgroup controller is still off; "
-                                  "see raspberrypi/linux#6980 (firmware cgroup_disable=memory)")
+            raise NodeError(
+                name,
+                "rebooted, but the memory cgroup controller is still off; "
+                "see raspberrypi/linux#6980 (firmware cgroup_disable=memory)",
+            )
         return outcome
 
     return _each(sessions, names, one)

@@ -73,8 +73,7 @@ class KubernetesResource(dg.ConfigurableResource):
                 data = json.loads(response.data)
             except (HTTPError, OSError) as exc:
                 raise ClusterUnreachable(
-                    f"the Kubernetes API at {self.server()} did not answer: "
-                    f"{type(exc).__name__}"
+                    f"the Kubernetes API at {self.server()} did not answer: {type(exc).__name__}"
                 ) from None
         out = []
         for item in data.get("items", []):

@@ -17,25 +17,41 @@ def node(name: str, address: str, ready: bool, reason: str = "KubeletReady") -> 
     return {
         "metadata": {"name": name, "labels": {"kubernetes.io/arch": "arm64"}},
         "status": {
-            "addresses": [{"type": "InternalIP", "address": address},
-                          {"type": "Hostname", "address": name}],
-            "conditions": [
-                {"type": "MemoryPressure", "status": "False",
-                 "reason": "KubeletHasSufficientMemory"},
-                {"type": "Ready", "status": "True" if ready else "False",
-                 "reason": reason if ready else "KubeletNotReady",
-                 "message": "kubelet is posting ready status" if ready else
-                 "container runtime network not ready"},
+            "addresses": [
+                {"type": "InternalIP", "address": address},
+                {"type": "Hostname", "address": name},
             ],
-            "nodeInfo": {"kubeletVersion": "v1.33.5+k3s1", "architecture": "arm64",
-                         "osImage": "Debian GNU/Linux 12 (bookworm)"},
+            "conditions": [
+                {
+                    "type": "MemoryPressure",
+                    "status": "False",
+                    "reason": "KubeletHasSufficientMemory",
+                },
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "reason": reason if ready else "KubeletNotReady",
+                    "message": "kubelet is posting ready status"
+                    if ready
+                    else "container runtime network not ready",
+                },
+            ],
+            "nodeInfo": {
+                "kubeletVersion": "v1.33.5+k3s1",
+                "architecture": "arm64",
+                "osImage": "Debian GNU/Linux 12 (bookworm)",
+            },
         },
     }
 
 
 def node_list(nodes: list[dict]) -> dict:
-    return {"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
-            "items": nodes}
+    return {
+        "kind": "NodeList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": "1"},
+        "items": nodes,
+    }
 
 
 @contextmanager

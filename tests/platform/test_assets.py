@@ -26,8 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def resources(tmp_path: Path) -> dict:
     return {
         "inventory_file": InventoryFile(path=str(ROOT / "inventory.example.yaml")),
-        "ssh": SshResource(known_hosts_path=str(tmp_path / "no-known-hosts"),
-                           private_key_path=str(tmp_path / "no-key")),
+        "ssh": SshResource(
+            known_hosts_path=str(tmp_path / "no-known-hosts"),
+            private_key_path=str(tmp_path / "no-key"),
+        ),
         "k3s_token": K3sToken(),
         "kubernetes": KubernetesResource(kubeconfig_path=str(tmp_path / "kubeconfig")),
     }
@@ -64,9 +66,11 @@ def test_plan_mode_shows_every_node_and_changes_nothing(tmp_path):
 
 def test_apply_from_the_local_profile_refuses_lan_nodes(tmp_path):
     result = dg.materialize(
-        PLATFORM_ASSETS[:3], resources=resources(tmp_path),
+        PLATFORM_ASSETS[:3],
+        resources=resources(tmp_path),
         run_config=apply_run_config(nodes=["pi-agent-1"], steps=["node_preflight", "node_prep"]),
-        raise_on_error=False)
+        raise_on_error=False,
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     text = str(failure.step_failure_data.error)
@@ -75,5 +79,8 @@ def test_apply_from_the_local_profile_refuses_lan_nodes(tmp_path):
 
 def test_unknown_node_in_config_is_named(tmp_path):
     with pytest.raises(Exception, match="not in the inventory: pi-9"):
-        dg.materialize(PLATFORM_ASSETS[:2], resources=resources(tmp_path),
-                       run_config={"ops": {"node_preflight": {"config": {"nodes": ["pi-9"]}}}})
+        dg.materialize(
+            PLATFORM_ASSETS[:2],
+            resources=resources(tmp_path),
+            run_config={"ops": {"node_preflight": {"config": {"nodes": ["pi-9"]}}}},
+        )

@@ -10,8 +10,12 @@ from resources.kubernetes import KubernetesResource
 from tests.platform.fake_kube_api import fake_kube_api, kubeconfig_for, node
 
 ROOT = Path(__file__).resolve().parents[2]
-NODES = [("pi-server", "192.168.0.120"), ("pi-agent-1", "192.168.0.121"),
-         ("pi-agent-2", "192.168.0.122"), ("pi-agent-3", "192.168.0.123")]
+NODES = [
+    ("pi-server", "192.168.0.120"),
+    ("pi-agent-1", "192.168.0.121"),
+    ("pi-agent-2", "192.168.0.122"),
+    ("pi-agent-3", "192.168.0.123"),
+]
 
 
 def run_check(tmp_path: Path, nodes: list[dict]) -> dg.AssetCheckEvaluation:
@@ -21,8 +25,10 @@ def run_check(tmp_path: Path, nodes: list[dict]) -> dg.AssetCheckEvaluation:
         result = dg.materialize(
             [dg.AssetSpec("kubeconfig"), cluster_ready],
             selection=dg.AssetSelection.checks(cluster_ready),
-            resources={"inventory_file": InventoryFile(path=str(ROOT / "inventory.example.yaml")),
-                       "kubernetes": KubernetesResource(kubeconfig_path=str(path))},
+            resources={
+                "inventory_file": InventoryFile(path=str(ROOT / "inventory.example.yaml")),
+                "kubernetes": KubernetesResource(kubeconfig_path=str(path)),
+            },
         )
     (evaluation,) = result.get_asset_check_evaluations()
     return evaluation

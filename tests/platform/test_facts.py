@@ -27,8 +27,10 @@ def test_model_strips_the_nul_terminator():
 
 @pytest.mark.parametrize(
     ("name", "codename", "version"),
-    [("os-release.raspios.bookworm.txt", "bookworm", "12"),
-     ("os-release.raspios.trixie.txt", "trixie", "13")],
+    [
+        ("os-release.raspios.bookworm.txt", "bookworm", "12"),
+        ("os-release.raspios.trixie.txt", "trixie", "13"),
+    ],
 )
 def test_os_release(name, codename, version):
     release = F.parse_os_release(body(name))
@@ -38,9 +40,11 @@ def test_os_release(name, codename, version):
 
 def test_pi_os_is_detected_by_rpi_issue():
     assert F.parse_rpi_issue(body("rpi-issue.raspios.bookworm.txt")) == (
-        "Raspberry Pi reference 2024-11-19")
+        "Raspberry Pi reference 2024-11-19"
+    )
     assert F.parse_rpi_issue(body("rpi-issue.raspios.trixie.txt")) == (
-        "Raspberry Pi reference 2026-06-18")
+        "Raspberry Pi reference 2026-06-18"
+    )
 
 
 def test_cgroup_controllers_without_memory():
@@ -62,12 +66,14 @@ def test_proc_cmdline_keeps_firmware_disable_first():
 
 def test_proc_swaps_rpi_swap_file():
     assert F.parse_proc_swaps(body("proc-swaps.pi5.rpi-swap-swapfile.iiab.txt")) == (
-        F.SwapArea("/var/swap", "file", 1048560),)
+        F.SwapArea("/var/swap", "file", 1048560),
+    )
     assert F.parse_proc_swaps("Filename\tType\tSize\tUsed\tPriority\n") == ()
 
 
-@pytest.mark.parametrize("name", ["getconf-pagesize.pi5.6.12.47.txt",
-                                  "getconf-page_size.pi5.bookworm-6.1.txt"])
+@pytest.mark.parametrize(
+    "name", ["getconf-pagesize.pi5.6.12.47.txt", "getconf-page_size.pi5.bookworm-6.1.txt"]
+)
 def test_page_size_16k(name):
     assert F.parse_int(body(name)) == 16384
 
@@ -78,9 +84,11 @@ def test_architecture():
 
 @pytest.mark.parametrize(
     ("name", "speed", "link"),
-    [("ethtool-eth0-speed.pi4.bullseye.txt", 100, None),
-     ("ethtool-eth0.pi-model-unstated.partial-1000.txt", 1000, None),
-     ("ethtool-eth0.pi3.link-down.txt", None, False)],
+    [
+        ("ethtool-eth0-speed.pi4.bullseye.txt", 100, None),
+        ("ethtool-eth0.pi-model-unstated.partial-1000.txt", 1000, None),
+        ("ethtool-eth0.pi3.link-down.txt", None, False),
+    ],
 )
 def test_ethtool(name, speed, link):
     assert F.parse_ethtool(body(name)) == F.Link(speed, link)
@@ -94,8 +102,9 @@ def test_fio_p99_from_the_etcd_recipe_output():
 
 
 # dd's own summary format (GNU coreutils), written here: no Pi capture of the probe exists.
-SYNTHETIC_DD = ("200+0 records in\n200+0 records out\n"
-                "460000 bytes (460 kB, 449 KiB) copied, 3.2 s, 144 kB/s\n")
+SYNTHETIC_DD = (
+    "200+0 records in\n200+0 records out\n460000 bytes (460 kB, 449 KiB) copied, 3.2 s, 144 kB/s\n"
+)
 
 
 def test_dd_fallback_gives_a_mean():
@@ -107,8 +116,10 @@ def test_dd_fallback_gives_a_mean():
 
 @pytest.mark.parametrize(
     ("name", "synced"),
-    [("timedatectl.pi.synced.txt", True),
-     ("timedatectl.pi.homebridge-raspbian.unsynced.txt", False)],
+    [
+        ("timedatectl.pi.synced.txt", True),
+        ("timedatectl.pi.homebridge-raspbian.unsynced.txt", False),
+    ],
 )
 def test_timedatectl_status_by_label(name, synced):
     assert F.parse_timedatectl(body(name)) == F.TimeSync(synced, True)
@@ -117,7 +128,8 @@ def test_timedatectl_status_by_label(name, synced):
 # `timedatectl show` key=value form: no Pi capture exists (README: not found).
 SYNTHETIC_TIMEDATECTL_SHOW = (
     "Timezone=Europe/Berlin\nLocalRTC=no\nCanNTP=yes\nNTP=yes\nNTPSynchronized=no\n"
-    "TimeUSec=Wed 2026-11-25 18:00:00 CET\nRTCTimeUSec=Wed 2026-11-25 18:00:00 CET\n")
+    "TimeUSec=Wed 2026-11-25 18:00:00 CET\nRTCTimeUSec=Wed 2026-11-25 18:00:00 CET\n"
+)
 
 
 def test_timedatectl_show():

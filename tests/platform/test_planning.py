@@ -16,8 +16,11 @@ BOOKWORM = F.parse_os_release(body("os-release.raspios.bookworm.txt"))
 TRIXIE = F.parse_os_release(body("os-release.raspios.trixie.txt"))
 # The Pi OS Lite default line: the published capture minus the flags its author appended (no
 # capture without flags exists; README "Not found").
-DEFAULT_CMDLINE = tuple(w for w in F.parse_words(body("cmdline-txt.pi5.bookworm.cgroup-added.txt"))
-                        if not w.startswith("cgroup_"))
+DEFAULT_CMDLINE = tuple(
+    w
+    for w in F.parse_words(body("cmdline-txt.pi5.bookworm.cgroup-added.txt"))
+    if not w.startswith("cgroup_")
+)
 
 
 def converged_facts(node: str = "pi-agent-1", **overrides) -> NodeFacts:
@@ -59,24 +62,42 @@ FRESH_BOOKWORM = dict(
     dphys_swapfile_enabled="enabled",
     hostname="raspberrypi",
     hosts="127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
-          "127.0.1.1\t\traspberrypi\n",
+    "127.0.1.1\t\traspberrypi\n",
     packages={"ca-certificates": True, "curl": True, "dphys-swapfile": True},
-    sysctl_file=None, journald_file=None, firewall_file=None, firewall_unit_file=None,
-    firewall_enabled="not-found", firewall_active="inactive",
+    sysctl_file=None,
+    journald_file=None,
+    firewall_file=None,
+    firewall_unit_file=None,
+    firewall_enabled="not-found",
+    firewall_active="inactive",
 )
 
 
 def test_fresh_bookworm_node_gets_everything_in_order():
     changes = P.plan_node_prep(INV, "pi-agent-1", converged_facts(**FRESH_BOOKWORM))
     assert names(changes) == [
-        "packages", "boot command line: memory cgroup", "dphys-swapfile disabled", "swap off",
-        "hostname", "hosts file", "sysctls for K3s", "journald: 30 days", "firewall rules",
-        "firewall service", "firewall at boot", "firewall loaded"]
+        "packages",
+        "boot command line: memory cgroup",
+        "dphys-swapfile disabled",
+        "swap off",
+        "hostname",
+        "hosts file",
+        "sysctls for K3s",
+        "journald: 30 days",
+        "firewall rules",
+        "firewall service",
+        "firewall at boot",
+        "firewall loaded",
+    ]
     shells = [c.shell for ch in changes for c in ch.commands]
-    assert ("sudo -n -- env DEBIAN_FRONTEND=noninteractive apt-get install -y "
-            "--no-install-recommends nftables fio") in shells
-    assert ("sudo -n -- sed -i -e '1s/$/ cgroup_memory=1 cgroup_enable=memory/' "
-            "/boot/firmware/cmdline.txt") in shells
+    assert (
+        "sudo -n -- env DEBIAN_FRONTEND=noninteractive apt-get install -y "
+        "--no-install-recommends nftables fio"
+    ) in shells
+    assert (
+        "sudo -n -- sed -i -e '1s/$/ cgroup_memory=1 cgroup_enable=memory/' "
+        "/boot/firmware/cmdline.txt"
+    ) in shells
     assert "sudo -n -- hostnamectl set-hostname pi-agent-1" in shells
     assert "sudo -n -- swapoff -a" in shells
     assert [c.needs_reboot for c in changes].count(True) == 1
@@ -85,17 +106,29 @@ def test_fresh_bookworm_node_gets_everything_in_order():
 @pytest.mark.parametrize(
     ("words", "after", "sed"),
     [
-        (DEFAULT_CMDLINE, DEFAULT_CMDLINE + P.CGROUP_FLAGS,
-         ["-e", "1s/$/ cgroup_memory=1 cgroup_enable=memory/"]),
+        (
+            DEFAULT_CMDLINE,
+            DEFAULT_CMDLINE + P.CGROUP_FLAGS,
+            ["-e", "1s/$/ cgroup_memory=1 cgroup_enable=memory/"],
+        ),
         # The published line with the flags already there (and cgroup_enable=cpuset): no change.
         (F.parse_words(body("cmdline-txt.pi5.bookworm.cgroup-added.txt")), None, None),
         # Only one flag present (the desktop capture has both, in the other order): no change.
-        (F.parse_words(body("cmdline-txt.pi5.raspios-desktop.cgroup-added.author-redacted.txt")),
-         None, None),
-        (DEFAULT_CMDLINE + ("cgroup_enable=memory",), DEFAULT_CMDLINE + (
-            "cgroup_enable=memory", "cgroup_memory=1"), ["-e", "1s/$/ cgroup_memory=1/"]),
-        (DEFAULT_CMDLINE + ("cgroup_disable=memory",) + P.CGROUP_FLAGS,
-         DEFAULT_CMDLINE + P.CGROUP_FLAGS, ["-e", "s/ *cgroup_disable=memory//g"]),
+        (
+            F.parse_words(body("cmdline-txt.pi5.raspios-desktop.cgroup-added.author-redacted.txt")),
+            None,
+            None,
+        ),
+        (
+            DEFAULT_CMDLINE + ("cgroup_enable=memory",),
+            DEFAULT_CMDLINE + ("cgroup_enable=memory", "cgroup_memory=1"),
+            ["-e", "1s/$/ cgroup_memory=1/"],
+        ),
+        (
+            DEFAULT_CMDLINE + ("cgroup_disable=memory",) + P.CGROUP_FLAGS,
+            DEFAULT_CMDLINE + P.CGROUP_FLAGS,
+            ["-e", "s/ *cgroup_disable=memory//g"],
+        ),
     ],
 )
 def test_cmdline_flags(words, after, sed):
@@ -111,19 +144,32 @@ def test_cmdline_flags(words, after, sed):
 def test_reboot_reason_from_real_captures():
     no_memory = F.parse_words(body("cgroup-controllers.pi5.no-memory.txt"))
     flagged = F.parse_words(body("cmdline-txt.pi5.bookworm.cgroup-added.txt"))
-    assert P.reboot_reason(NodeFacts("n", {"cmdline_txt": flagged,
-                                           "cgroup_controllers": no_memory})) is not None
-    assert P.reboot_reason(NodeFacts("n", {"cmdline_txt": DEFAULT_CMDLINE,
-                                           "cgroup_controllers": no_memory})) is None
-    assert P.reboot_reason(NodeFacts("n", {"cmdline_txt": flagged,
-                                           "cgroup_controllers": no_memory + ("memory",)})) is None
+    assert (
+        P.reboot_reason(NodeFacts("n", {"cmdline_txt": flagged, "cgroup_controllers": no_memory}))
+        is not None
+    )
+    assert (
+        P.reboot_reason(
+            NodeFacts("n", {"cmdline_txt": DEFAULT_CMDLINE, "cgroup_controllers": no_memory})
+        )
+        is None
+    )
+    assert (
+        P.reboot_reason(
+            NodeFacts("n", {"cmdline_txt": flagged, "cgroup_controllers": no_memory + ("memory",)})
+        )
+        is None
+    )
 
 
 def test_trixie_keeps_swap_off_with_an_rpi_swap_dropin():
     swaps = F.parse_proc_swaps(body("proc-swaps.pi5.rpi-swap-swapfile.iiab.txt"))
-    facts = converged_facts(os_release=TRIXIE, swaps=swaps, dphys_swapfile_enabled=None,
-                            packages={**dict.fromkeys(F.REQUIRED_PACKAGES, True),
-                                      "rpi-swap": True})
+    facts = converged_facts(
+        os_release=TRIXIE,
+        swaps=swaps,
+        dphys_swapfile_enabled=None,
+        packages={**dict.fromkeys(F.REQUIRED_PACKAGES, True), "rpi-swap": True},
+    )
     changes = P.plan_swap(facts)
     assert names(changes) == ["rpi-swap: no swap at boot", "swap off"]
     write = changes[0].commands[0]
@@ -158,8 +204,13 @@ TOKEN = "K10-secret-token::server:abc"  # noqa: S105
 
 
 def k3s_facts(**values):
-    base = {"k3s_version": None, "k3s_config": None, "k3s_token": None, "k3s_active": "inactive",
-            "cgroup_controllers": ("cpu", "memory")}
+    base = {
+        "k3s_version": None,
+        "k3s_config": None,
+        "k3s_token": None,
+        "k3s_active": "inactive",
+        "cgroup_controllers": ("cpu", "memory"),
+    }
     return NodeFacts("pi-server", {**base, **values})
 
 
@@ -176,7 +227,8 @@ def test_k3s_server_install_plan_never_shows_the_token():
     assert "cluster-dns: 10.43.0.10" in config
     assert changes[2].commands[1].shell == (
         "sudo -n -- env INSTALL_K3S_VERSION=v1.33.5+k3s1 INSTALL_K3S_EXEC=server "
-        "sh /usr/local/lib/picluster/k3s-install.sh")
+        "sh /usr/local/lib/picluster/k3s-install.sh"
+    )
     assert "v1.33.5%2Bk3s1/install.sh" in changes[2].commands[0].shell
 
 
@@ -190,13 +242,18 @@ def test_k3s_agent_joins_the_server():
 
 def test_k3s_converged_and_drift():
     server = INV.node("pi-server")
-    done = k3s_facts(k3s_version="v1.33.5+k3s1", k3s_token=TOKEN + "\n",
-                     k3s_config=P.desired_k3s_config(INV, server), k3s_active="active")
+    done = k3s_facts(
+        k3s_version="v1.33.5+k3s1",
+        k3s_token=TOKEN + "\n",
+        k3s_config=P.desired_k3s_config(INV, server),
+        k3s_active="active",
+    )
     assert P.plan_k3s(INV, "pi-server", done, TOKEN) == []
     # Plan mode without the secret: a present token file is not planned again.
     assert P.plan_k3s(INV, "pi-server", done, None) == []
-    stopped = P.plan_k3s(INV, "pi-server", NodeFacts("pi-server", {**done.values,
-                                                                   "k3s_active": "failed"}), TOKEN)
+    stopped = P.plan_k3s(
+        INV, "pi-server", NodeFacts("pi-server", {**done.values, "k3s_active": "failed"}), TOKEN
+    )
     assert names(stopped) == ["k3s.service running"]
     other = P.plan_k3s(INV, "pi-server", done, "another-token")
     assert names(other) == ["join token", "k3s.service running"]
@@ -207,5 +264,7 @@ def test_markdown_shows_before_after_and_commands():
     changes = P.plan_node_prep(INV, "pi-agent-1", converged_facts(hostname="raspberrypi"))
     md = P.plans_markdown([P.NodePlan("pi-agent-1", changes)], applied=False)
     assert "### pi-agent-1: 1 change planned" in md
-    assert "| hostname | raspberrypi | pi-agent-1 | `sudo -n -- hostnamectl set-hostname " \
-           "pi-agent-1` |" in md
+    assert (
+        "| hostname | raspberrypi | pi-agent-1 | `sudo -n -- hostnamectl set-hostname "
+        "pi-agent-1` |" in md
+    )
