@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.harness.procs import LOOPBACK, ServiceProcess, free_port
+from tests.harness.procs import LOOPBACK, ServiceNotReady, ServiceProcess, free_port, tail
 
 PG_BIN = Path(os.environ.get("PICLUSTER_PG_BIN", "/usr/lib/postgresql/15/bin"))
 # initdb and postgres refuse to run as root; Debian's postgresql-15 package creates this user.
@@ -64,19 +64,9 @@ class PostgresService:
         return self.url(name)
 
 
-def _demote_argv(argv: list[str]) -> list[str]:
-    if os.geteuid() != 0:
-        return argv
-    # setpriv execs in place (no PAM session, no extra parent), so the server stays the
-    # process-group leader the harness signals.
-    return [
-        "setpriv",
-        f"--reuid={UNPRIVILEGED_USER}",
-        f"--regid={UNPRIVILEGED_USER}",
-        "--init-groups",
-        "--",
-        *argv,
-    ]
+def _server_user() -> str | None:
+    # initdb and postgres refuse to run as root; as root, run them as Debian's `postgres`.
+    return UNPRIVILEGED_USER if os.geteuid() == 0 else None
 
 
 def start_postgres(workdir: Path, log_dir: Path) -> tuple[PostgresService, ServiceProcess]:
@@ -110,58 +100,62 @@ def start_postgres(workdir: Path, log_dir: Path) -> tuple[PostgresService, Servi
 
     log_path = log_dir / "postgres.log"
     with log_path.open("ab") as log:
-        subprocess.run(
-            _demote_argv(
-                [
-                    str(PG_BIN / "initdb"),
-                    "-D",
-                    str(data_dir),
-                    "-U",
-                    user,
-                    f"--pwfile={pwfile}",
-                    "--auth=scram-sha-256",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                    "--no-sync",
-                ]
-            ),
+        initdb = subprocess.run(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                user,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            check=True,
             timeout=120,
+            user=_server_user(),
+            group=_server_user(),
+            extra_groups=[] if _server_user() else None,
         )
     pwfile.unlink()
+    if initdb.returncode != 0:
+        raise ServiceNotReady(
+            f"PostgreSQL initdb failed with exit code {initdb.returncode}.\n"
+            f"log {log_path}:\n{tail(log_path)}"
+        )
 
     port = free_port()
     proc = ServiceProcess(
         "PostgreSQL",
-        _demote_argv(
-            [
-                str(PG_BIN / "postgres"),
-                "-D",
-                str(data_dir),
-                "-h",
-                LOOPBACK,
-                "-p",
-                str(port),
-                "-k",
-                str(socket_dir),
-                # A throwaway server: durability off makes DDL-heavy tests fast.
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=100",
-                "-c",
-                "shared_buffers=64MB",
-            ]
-        ),
+        [
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(data_dir),
+            "-h",
+            LOOPBACK,
+            "-p",
+            str(port),
+            "-k",
+            str(socket_dir),
+            # A throwaway server: durability off makes DDL-heavy tests fast.
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=100",
+            "-c",
+            "shared_buffers=64MB",
+        ],
         log_path,
         # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for clients to disconnect.
         stop_signal=signal.SIGINT,
+        user=_server_user(),
     ).start()
     service = PostgresService(LOOPBACK, port, user, password, "postgres")
 

@@ -2,6 +2,7 @@
 waited on with a deadline, and stopped group-wide so nothing outlives the test session."""
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -55,6 +56,19 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+_PR_SET_PDEATHSIG = 1
+# Loaded here, in the parent: the child may already run as another user who cannot read the
+# interpreter's files when preexec_fn runs.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: ask the kernel to SIGTERM it when the test session's
+    process dies, so even a killed pytest (timeout, Ctrl-C twice, OOM) leaves no server behind.
+    Set after the uid change (Popen's user= happens first), which would otherwise clear it."""
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 class ServiceProcess:
     """One long-running server process whose stdout and stderr go to `log_path`."""
 
@@ -67,6 +81,7 @@ class ServiceProcess:
         cwd: Path | None = None,
         stop_signal: int = signal.SIGTERM,
         stop_grace: float = 20.0,
+        user: str | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -75,6 +90,7 @@ class ServiceProcess:
         self.cwd = cwd
         self.stop_signal = stop_signal
         self.stop_grace = stop_grace
+        self.user = user
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.ready_seconds: float | None = None
@@ -85,7 +101,7 @@ class ServiceProcess:
         try:
             self.started_at = time.monotonic()
             # A new session makes the server its own process group: stop() can signal the
-            # whole tree (launcher + JVM, runuser + postgres) and leave no orphans.
+            # whole tree (e.g. launcher + JVM) and leave no orphans.
             self.proc = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
@@ -94,6 +110,10 @@ class ServiceProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                user=self.user,
+                group=self.user,
+                extra_groups=[] if self.user else None,
+                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()
