@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from data_assets.layout import CURATED_COLUMNS, curated_day_prefix, quarantine_day_prefix
-from data_assets.readings import RANGES, Reading, Rejection, parse_object
+from data_assets.readings import DEVICE_ID, RANGES, Reading, Rejection, parse_object
 from resources.ledger import Batch, LedgerStore, ObjectVersion
 from resources.object_store import ObjectNotFound, ObjectStore
 
@@ -90,6 +90,14 @@ def _read_parquet(data: bytes, columns: list[str] | None = None):
     return pq.read_table(io.BytesIO(data), columns=columns)
 
 
+def _device_in_key(key: str) -> str:
+    # Devices upload to landing/<device_id>/...; a file with no good rows is charged to it.
+    parts = key.split("/")
+    if len(parts) > 2 and DEVICE_ID.fullmatch(parts[1]):
+        return parts[1]
+    return "(unknown)"
+
+
 def _day_bounds_ms(day: str) -> tuple[int, int]:
     start = datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
     return int(start.timestamp() * 1000), int((start + timedelta(days=1)).timestamp() * 1000)
@@ -136,7 +144,6 @@ def curate_batch(
                         version.etag,
                     )
                 )
-                result.rows_read += 1
             continue
         parsed = parse_object(version.key, data, now)
         for reading in parsed.readings:
@@ -197,7 +204,9 @@ def curate_batch(
         summary.humidity_sum += reading.humidity_pct
         summary.pressure_sum += reading.pressure_hpa
     for rejection, _ in quarantined:
-        device = object_device.get(rejection.source_object, "(unknown)")
+        device = object_device.get(rejection.source_object) or _device_in_key(
+            rejection.source_object
+        )
         devices.setdefault(device, DeviceSummary()).rejected += 1
         result.rejected_by_reason[rejection.reason] += 1
     result.rows_curated = len(kept)
