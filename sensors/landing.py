@@ -22,7 +22,6 @@ import dagster as dg
 
 from data_assets.landing import pages, register_new
 from data_assets.layout import LANDING_PREFIX
-from data_assets.partitions import daily_partitions
 from resources.ledger import Batch, Ledger, LedgerStore
 from resources.object_store import ObjectStore
 
@@ -36,7 +35,6 @@ MINIMUM_INTERVAL_SECONDS = 30
 curate_landing_batch = dg.define_asset_job(
     "curate_landing_batch",
     selection=dg.AssetSelection.assets("curated_sensor_readings").downstream(),
-    partitions_def=daily_partitions,
     description="Curates one ledger batch of landing objects for one day, then the tables over "
     "it. Started by the landing sensor.",
 )

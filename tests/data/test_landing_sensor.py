@@ -1,0 +1,108 @@
+"""The landing sensor over a real listing: cursor, late files, bounded batches, run keys, ledger."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from data_assets.curated import curated_sensor_readings
+from data_assets.simulator import FaultRates, simulate_day
+from resources.ledger import SqliteLedger
+from sensors.landing import LandingCursor, evaluate_tick, landing_files
+
+DAY = "2026-11-24"
+T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+LINE = (
+    '{{"device_id":"env-01","reading_ts":"{day}T10:{m:02d}:00Z","temperature_c":21.5,'
+    '"humidity_pct":45.0,"pressure_hpa":1013.2}}\n'
+)
+
+
+def put_files(store, names, day=DAY):
+    for i, name in enumerate(names):
+        store.put(f"landing/env-01/{day}/{name}", LINE.format(day=day, m=i % 60).encode())
+
+
+def test_first_tick_hands_everything_over_then_only_what_is_new(store, ledger):
+    put_files(store, [f"f{i:03d}.jsonl" for i in range(5)])
+    first = evaluate_tick(store, ledger, LandingCursor(), T0)
+    assert (first.listed, first.registered, len(first.batches)) == (5, 5, 1)
+    assert first.cursor.after == f"landing/env-01/{DAY}/f004.jsonl"
+    # Quiet bucket: the incremental listing sees nothing, and the open batch is re-requested
+    # with the same run key (Dagster starts it once).
+    quiet = evaluate_tick(store, ledger, first.cursor, T0 + timedelta(minutes=1))
+    assert (quiet.listed, quiet.registered) == (0, 0)
+    assert [b.batch_id for b in quiet.batches] == [b.batch_id for b in first.batches]
+    put_files(store, ["f100.jsonl"])
+    new = evaluate_tick(store, ledger, quiet.cursor, T0 + timedelta(minutes=2))
+    assert (new.listed, new.registered, len(new.batches)) == (1, 1, 2)
+
+
+def test_late_files_and_re_uploads_are_caught_by_the_periodic_re_scan(store, ledger):
+    put_files(store, ["f050.jsonl", "f060.jsonl"])
+    tick = evaluate_tick(store, ledger, LandingCursor(), T0)
+    # A late file sorts before the cursor; a re-upload keeps its key but changes its etag.
+    put_files(store, ["f010.jsonl"])
+    store.put(f"landing/env-01/{DAY}/f050.jsonl", LINE.format(day=DAY, m=59).encode())
+    incremental = evaluate_tick(store, ledger, tick.cursor, T0 + timedelta(minutes=1))
+    assert incremental.registered == 0 and not incremental.rescanned
+    rescan = evaluate_tick(store, ledger, incremental.cursor, T0 + timedelta(minutes=11))
+    assert rescan.rescanned and rescan.registered == 2
+    assert ledger.counts()["objects"] == 4
+
+
+def test_batches_are_bounded_and_a_redelivered_tick_gives_the_same_run_keys(store, ledger):
+    put_files(store, [f"f{i:03d}.jsonl" for i in range(25)])
+    cursor = LandingCursor()
+    first = evaluate_tick(store, ledger, cursor, T0, max_batch_objects=10)
+    assert sorted(len(b.objects) for b in first.batches) == [5, 10, 10]
+    # The daemon lost the tick's result and evaluates again from the old cursor.
+    again = evaluate_tick(store, ledger, cursor, T0, max_batch_objects=10)
+    assert [b.batch_id for b in again.batches] == [b.batch_id for b in first.batches]
+    assert ledger.counts()["objects"] == 25
+
+
+def test_sensor_says_why_it_skips_and_requests_one_run_per_batch(local_store, tmp_path):
+    ledger = SqliteLedger(path=str(tmp_path / "ledger.sqlite"))
+    resources = {"object_store": local_store, "ledger": ledger}
+    with dg.build_sensor_context(resources=resources) as context:
+        result = landing_files(context)
+    assert result.skip_reason is not None
+    assert "no new objects" in result.skip_reason.skip_message or "re-scan" in (
+        result.skip_reason.skip_message
+    )
+
+    for upload in simulate_day(DAY, devices=2, seed=1, faults=FaultRates.typical()).uploads:
+        local_store.put(upload.key, upload.data)
+    with dg.build_sensor_context(cursor=None, resources=resources) as context:
+        result = landing_files(context)
+    (request,) = result.run_requests
+    assert request.partition_key == DAY
+    assert request.run_key == request.tags["piclusterops/batch"]
+    assert request.tags["piclusterops/objects"] == "48"
+
+    # The requested run curates exactly that batch; its checks pass; a second tick re-requests
+    # nothing new once the batch is curated.
+    outcome = dg.materialize(
+        [curated_sensor_readings],
+        partition_key=DAY,
+        run_config=request.run_config,
+        resources=resources,
+    )
+    assert outcome.success
+    (materialization,) = outcome.asset_materializations_for_node("curated_sensor_readings")
+    meta = materialization.metadata
+    assert meta["batch_id"].value == request.run_key
+    assert meta["rows_read"].value == (
+        meta["rows_curated"].value
+        + meta["rows_quarantined"].value
+        + meta["duplicates_dropped"].value
+    )
+    assert "| env-01 |" in meta["summary"].value
+    checks = outcome.get_asset_check_evaluations()
+    assert {c.check_name for c in checks if c.passed} == {
+        "schema_and_ranges",
+        "unique_device_reading_ts",
+        "reconciliation",
+    }
+    with dg.build_sensor_context(cursor=result.cursor, resources=resources) as context:
+        assert landing_files(context).run_requests == []
