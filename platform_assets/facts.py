@@ -24,7 +24,8 @@ FIREWALL_UNIT_FILE = f"/etc/systemd/system/{FIREWALL_UNIT}"
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
 K3S_TOKEN_FILE = "/etc/rancher/k3s/cluster-token"  # noqa: S105 (a path, not a secret)
 K3S_KUBECONFIG = "/etc/rancher/k3s/k3s.yaml"
-K3S_INSTALLER = "/usr/local/lib/picluster/k3s-install.sh"
+K3S_BINARY = "/usr/local/bin/k3s"
+K3S_DOWNLOADS = "/usr/local/lib/picluster/k3s"
 REQUIRED_PACKAGES = ("ca-certificates", "curl", "nftables", "fio")
 # Packages whose state node prep reads besides the required ones (swap handling differs).
 SWAP_PACKAGES = ("dphys-swapfile", "rpi-swap", "systemd-zram-generator")
@@ -332,6 +333,8 @@ def k3s_facts(service: str) -> tuple[Fact, ...]:
         _cat("k3s_config", K3S_CONFIG, parse_text, sudo=True),
         _cat("k3s_token", K3S_TOKEN_FILE, parse_text, sudo=True),
         Fact("k3s_active", ("systemctl", "is-active", service), parse_first_line),
+        Fact("k3s_enabled", ("systemctl", "is-enabled", service), parse_first_line),
+        _cat("k3s_unit_file", f"/etc/systemd/system/{service}", parse_text),
         _cat("cgroup_controllers", "/sys/fs/cgroup/cgroup.controllers", parse_words),
     )
 
@@ -341,6 +344,7 @@ BOOT_ID = _cat("boot_id", "/proc/sys/kernel/random/boot_id", parse_first_line)
 # Facts whose command prints its answer even with a non-zero exit status.
 _OUTPUT_ON_FAILURE = {
     "packages",
+    "k3s_enabled",
     "dphys_swapfile_enabled",
     "firewall_enabled",
     "firewall_active",

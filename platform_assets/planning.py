@@ -25,7 +25,7 @@ SUPPORTED_CODENAMES = ("bookworm", "trixie")
 MANAGED = "# Managed by PiClusterOps; changes here are overwritten by node prep."
 HOSTS_BEGIN = "# BEGIN picluster nodes"
 HOSTS_END = "# END picluster nodes"
-K3S_INSTALLER_URL = "https://raw.githubusercontent.com/k3s-io/k3s/{version}/install.sh"
+K3S_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download/{version}/{name}"
 
 
 class PlanError(ValueError):
@@ -520,37 +520,93 @@ def plan_k3s(inv: Inventory, node_name: str, facts: NodeFacts, token: str | None
         )
     config = desired_k3s_config(inv, node)
     changes += plan_file("K3s config", F.K3S_CONFIG, facts["k3s_config"], config, "0600")
+    unit = plan_file(
+        f"{service} unit",
+        f"/etc/systemd/system/{service}",
+        facts["k3s_unit_file"],
+        desired_k3s_unit(node),
+        then=[_cmd("systemctl", "daemon-reload")],
+    )
+    changes += unit
     installed = facts["k3s_version"]
-    env = ["env", f"INSTALL_K3S_VERSION={version}", f"INSTALL_K3S_EXEC={node.role}"]
-    if node.role == "agent":
-        env += [f"K3S_URL={server_url(inv)}", f"K3S_TOKEN_FILE={F.K3S_TOKEN_FILE}"]
     if installed != version:
-        # The installer from the release's own tag downloads that release's arm64 binary and
-        # checks it against the release's sha256sum file, then (re)starts the service.
-        url = K3S_INSTALLER_URL.format(version=version.replace("+", "%2B"))
         changes.append(
             Change(
                 f"K3s {node.role}",
                 f"k3s {installed or 'not installed'}",
                 f"k3s {version}",
-                (
-                    _cmd(
-                        "curl", "-sfL", "--retry", "3", "--create-dirs", "-o", F.K3S_INSTALLER, url
-                    ),
-                    _cmd(*env, "sh", F.K3S_INSTALLER),
-                ),
+                install_k3s_commands(version),
             )
         )
-    elif changes or facts["k3s_active"] != "active":
+    if facts["k3s_enabled"] != "enabled":
+        changes.append(
+            Change(
+                f"{service} at boot",
+                facts["k3s_enabled"] or "absent",
+                "enabled",
+                (_cmd("systemctl", "enable", service),),
+            )
+        )
+    if changes or facts["k3s_active"] != "active":
         changes.append(
             Change(
                 f"{service} running",
                 facts["k3s_active"] or "unknown",
-                "active with the current config",
-                (_cmd("systemctl", "enable", service), _cmd("systemctl", "restart", service)),
+                "active with the current config and release",
+                (_cmd("systemctl", "restart", service),),
             )
         )
     return changes
+
+
+def install_k3s_commands(version: str) -> tuple[Command, ...]:
+    """The pinned arm64 binary from the K3s GitHub release, checked against the release's own
+    sha256sum file before it is installed (a mismatch stops the apply)."""
+    tag = version.replace("+", "%2B")
+    folder = f"{F.K3S_DOWNLOADS}/{version}"
+    fetch = [
+        _cmd(
+            "curl", "-sfL", "--retry", "3", "--create-dirs", "-o", f"{folder}/{name}",
+            K3S_RELEASE_URL.format(version=tag, name=name),
+        )
+        for name in ("k3s-arm64", "sha256sum-arm64.txt")
+    ]  # fmt: skip
+    verify = _cmd(
+        "sh", "-c", 'cd "$1" && grep " k3s-arm64$" sha256sum-arm64.txt | sha256sum -c -',
+        "picluster-k3s-verify", folder,
+    )  # fmt: skip
+    install = _cmd("install", "-m", "0755", f"{folder}/k3s-arm64", F.K3S_BINARY)
+    return (*fetch, verify, install)
+
+
+def desired_k3s_unit(node: Node) -> str:
+    """The systemd unit (the shape of the one K3s's installer writes); config from config.yaml."""
+    kind = "server" if node.role == "server" else "agent"
+    return f"""{MANAGED}
+[Unit]
+Description=Lightweight Kubernetes ({kind})
+Documentation=https://k3s.io
+Wants=network-online.target
+After=network-online.target {F.FIREWALL_UNIT}
+
+[Service]
+Type=notify
+KillMode=process
+Delegate=yes
+LimitNOFILE=1048576
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
+TimeoutStartSec=0
+Restart=always
+RestartSec=5s
+ExecStartPre=-/sbin/modprobe br_netfilter
+ExecStartPre=-/sbin/modprobe overlay
+ExecStart={F.K3S_BINARY} {kind}
+
+[Install]
+WantedBy=multi-user.target
+"""
 
 
 # --- presentation ------------------------------------------------------------------------------

@@ -53,9 +53,9 @@ def test_plan_mode_shows_every_node_and_changes_nothing(tmp_path):
     assert "unknown (not contacted)" in plan
     assert prep["dagster/row_count"].value > 0
     server = _metadata(result, "k3s_server")["plan"].value
-    assert "INSTALL_K3S_VERSION=v1.33.5+k3s1" in server and "pi-agent-1" not in server
+    assert "releases/download/v1.33.5%2Bk3s1/k3s-arm64" in server and "pi-agent-1" not in server
     agents = _metadata(result, "k3s_agents")["plan"].value
-    assert "pi-server" not in agents and "K3S_URL=https://192.168.0.120:6443" in agents
+    assert "pi-server" not in agents and "k3s-agent.service" in agents
     assert not (tmp_path / "kubeconfig").exists()
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     # Not contacted is not a failure of the node, but it is not a pass either.

@@ -216,8 +216,15 @@ def k3s_facts(**values):
 
 def test_k3s_server_install_plan_never_shows_the_token():
     changes = P.plan_k3s(INV, "pi-server", k3s_facts(), TOKEN)
-    assert names(changes) == ["join token", "K3s config", "K3s server"]
-    shown = repr([(c.before, c.after, [x.shell for x in c.commands]) for c in changes])
+    assert names(changes) == [
+        "join token",
+        "K3s config",
+        "k3s.service unit",
+        "K3s server",
+        "k3s.service at boot",
+        "k3s.service running",
+    ]
+    shown = repr([(c.before, c.after, c.detail, [x.shell for x in c.commands]) for c in changes])
     assert TOKEN not in shown
     assert changes[0].commands[0].stdin == (TOKEN + "\n").encode()
     assert changes[0].commands[0].argv[:4] == ("install", "-D", "-m", "0600")
@@ -225,11 +232,20 @@ def test_k3s_server_install_plan_never_shows_the_token():
     assert TOKEN not in config
     assert "cluster-init: true" in config and "- servicelb" in config
     assert "cluster-dns: 10.43.0.10" in config
-    assert changes[2].commands[1].shell == (
-        "sudo -n -- env INSTALL_K3S_VERSION=v1.33.5+k3s1 INSTALL_K3S_EXEC=server "
-        "sh /usr/local/lib/picluster/k3s-install.sh"
-    )
-    assert "v1.33.5%2Bk3s1/install.sh" in changes[2].commands[0].shell
+    assert "ExecStart=/usr/local/bin/k3s server" in changes[2].commands[0].stdin.decode()
+    install = [c.shell for c in changes[3].commands]
+    assert install == [
+        "sudo -n -- curl -sfL --retry 3 --create-dirs -o "
+        "/usr/local/lib/picluster/k3s/v1.33.5+k3s1/k3s-arm64 "
+        "https://github.com/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/k3s-arm64",
+        "sudo -n -- curl -sfL --retry 3 --create-dirs -o "
+        "/usr/local/lib/picluster/k3s/v1.33.5+k3s1/sha256sum-arm64.txt "
+        "https://github.com/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/sha256sum-arm64.txt",
+        'sudo -n -- sh -c \'cd "$1" && grep " k3s-arm64$" sha256sum-arm64.txt | '
+        "sha256sum -c -' picluster-k3s-verify /usr/local/lib/picluster/k3s/v1.33.5+k3s1",
+        "sudo -n -- install -m 0755 /usr/local/lib/picluster/k3s/v1.33.5+k3s1/k3s-arm64 "
+        "/usr/local/bin/k3s",
+    ]
 
 
 def test_k3s_agent_joins_the_server():
@@ -237,7 +253,8 @@ def test_k3s_agent_joins_the_server():
     config = changes[1].commands[0].stdin.decode()
     assert "server: https://192.168.0.120:6443" in config
     assert "picluster.io/dagster=true" in config
-    assert "K3S_URL=https://192.168.0.120:6443" in changes[2].commands[1].shell
+    assert names(changes)[2] == "k3s-agent.service unit"
+    assert "ExecStart=/usr/local/bin/k3s agent" in changes[2].commands[0].stdin.decode()
 
 
 def test_k3s_converged_and_drift():
@@ -246,18 +263,22 @@ def test_k3s_converged_and_drift():
         k3s_version="v1.33.5+k3s1",
         k3s_token=TOKEN + "\n",
         k3s_config=P.desired_k3s_config(INV, server),
+        k3s_unit_file=P.desired_k3s_unit(server),
+        k3s_enabled="enabled",
         k3s_active="active",
     )
     assert P.plan_k3s(INV, "pi-server", done, TOKEN) == []
     # Plan mode without the secret: a present token file is not planned again.
     assert P.plan_k3s(INV, "pi-server", done, None) == []
-    stopped = P.plan_k3s(
-        INV, "pi-server", NodeFacts("pi-server", {**done.values, "k3s_active": "failed"}), TOKEN
-    )
-    assert names(stopped) == ["k3s.service running"]
+    stopped = NodeFacts("pi-server", {**done.values, "k3s_active": "failed"})
+    assert names(P.plan_k3s(INV, "pi-server", stopped, TOKEN)) == ["k3s.service running"]
     other = P.plan_k3s(INV, "pi-server", done, "another-token")
     assert names(other) == ["join token", "k3s.service running"]
     assert other[0].before == "set (***), differs"
+    older = NodeFacts("pi-server", {**done.values, "k3s_version": "v1.32.1+k3s1"})
+    upgrade = P.plan_k3s(INV, "pi-server", older, TOKEN)
+    assert names(upgrade) == ["K3s server", "k3s.service running"]
+    assert upgrade[0].before == "k3s v1.32.1+k3s1"
 
 
 def test_markdown_shows_before_after_and_commands():
