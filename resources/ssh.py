@@ -336,9 +336,9 @@ class NodeSessions:
             raise NodeUnreachable(
                 target.name, f"no answer from {where} within {timeout:g}s"
             ) from None
-        except OSError as exc:  # refused, no route, NoValidConnectionsError
+        except (OSError, EOFError) as exc:  # refused, no route, reset during the handshake
             client.close()
-            reason = exc.strerror or str(exc)
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise NodeUnreachable(target.name, f"cannot connect to {where}: {reason}") from None
         transport = client.get_transport()
         if transport is not None:

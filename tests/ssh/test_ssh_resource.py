@@ -1,0 +1,238 @@
+"""The SSH resource against real OpenSSH servers: the FAKE Pi cluster's sshd on 127.0.0.11-14.
+
+Everything here goes over real SSH (paramiko client, OpenSSH server); only the Pi is fake.
+"""
+
+import threading
+import time
+
+import pytest
+
+from resources.ssh import (
+    CommandFailed,
+    CommandTimedOut,
+    HostKeyRejected,
+    NodeAuthFailed,
+    NodeError,
+    NodeUnreachable,
+    SshTarget,
+    SudoRequiresPassword,
+)
+from tests.fake_pi.cluster import NO_SUDO_USER, FakeCluster
+from tests.fake_pi.fixtures import ssh_resource_for, targets_for
+
+pytestmark = pytest.mark.service
+
+SECRET = "K10-s3cr3t-join-token"
+
+
+class RecordingLog:
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def info(self, msg: str) -> None:
+        self.lines.append(msg)
+
+    warning = info
+
+
+def test_round_trip_quotes_every_argument(ssh_resource, ssh_targets):
+    with ssh_resource.open(ssh_targets) as sessions:
+        result = sessions.run("pi-server", ["printf", "%s|", "a b", "$(id)", ";", "'q'"])
+    assert result.exit_code == 0
+    assert result.stdout == "a b|$(id)|;|'q'|"
+    assert result.node == "pi-server"
+
+
+def test_stdin_reaches_the_command(ssh_resource, ssh_targets):
+    with ssh_resource.open(ssh_targets) as sessions:
+        result = sessions.run("pi-agent-1", ["cat"], stdin=b"line one\nline two\n")
+    assert result.stdout == "line one\nline two\n"
+
+
+def test_one_connection_per_host_for_many_commands(ssh_resource, ssh_targets):
+    with ssh_resource.open(ssh_targets) as sessions:
+        seen = {sessions.run("pi-agent-2", "echo $SSH_CONNECTION").stdout for _ in range(4)}
+        assert len(seen) == 1  # same client address and port: one TCP connection
+        assert sessions.connections_opened["pi-agent-2"] == 1
+        assert sessions.connections_opened["pi-server"] == 0  # opened lazily
+
+
+def test_unknown_host_key_is_refused_with_how_to_trust(fake_cluster, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    resource = ssh_resource_for(fake_cluster, known_hosts_path=str(empty))
+    with (
+        resource.open(targets_for(fake_cluster)) as sessions,
+        pytest.raises(HostKeyRejected) as caught,
+    ):
+        sessions.run("pi-server", ["true"])
+    message = str(caught.value)
+    assert message.startswith("pi-server: ")
+    assert "unknown" in message
+    assert f"ssh-keyscan -p {fake_cluster.port} -t ed25519 127.0.0.11 >> {empty}" in message
+    assert "SHA256:" in message
+
+
+def test_changed_host_key_is_refused(fake_cluster, tmp_path):
+    # known_hosts records another node's key for pi-server: what a MITM or reinstall looks like.
+    other_key = fake_cluster.host_public_key("pi-agent-3").split()[:2]
+    lines = [
+        line
+        if not line.startswith(f"[127.0.0.11]:{fake_cluster.port} ")
+        else f"[127.0.0.11]:{fake_cluster.port} {other_key[0]} {other_key[1]}\n"
+        for line in fake_cluster.known_hosts.read_text().splitlines(keepends=True)
+    ]
+    changed = tmp_path / "known_hosts"
+    changed.write_text("".join(lines))
+    resource = ssh_resource_for(fake_cluster, known_hosts_path=str(changed))
+    with resource.open(targets_for(fake_cluster)) as sessions:
+        with pytest.raises(HostKeyRejected) as caught:
+            sessions.run("pi-server", ["true"])
+        assert "CHANGED" in str(caught.value) and "Refusing" in str(caught.value)
+        assert str(caught.value).startswith("pi-server: ")
+        # The other nodes are unaffected.
+        assert sessions.run("pi-agent-1", ["true"]).exit_code == 0
+
+
+def test_wrong_key_fails_authentication_naming_the_host(fake_cluster, tmp_path):
+    import subprocess
+
+    key = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    resource = ssh_resource_for(fake_cluster, private_key_path=str(key))
+    with (
+        resource.open(targets_for(fake_cluster)) as sessions,
+        pytest.raises(NodeAuthFailed) as caught,
+    ):
+        sessions.run("pi-agent-1", ["true"])
+    assert str(caught.value).startswith("pi-agent-1: ")
+    assert "piadmin@127.0.0.12" in str(caught.value)
+
+
+def test_sudo_runs_as_root_with_passwordless_sudo(ssh_resource, ssh_targets):
+    with ssh_resource.open(ssh_targets) as sessions:
+        assert sessions.run("pi-server", ["id", "-u"], sudo=True).stdout.strip() == "0"
+        # A string command runs whole under sudo (sh -c), not just its first word.
+        out = sessions.run("pi-server", "id -u; id -u", sudo=True).stdout.split()
+        assert out == ["0", "0"]
+
+
+def test_sudo_without_passwordless_sudo_is_a_clear_error(fake_cluster):
+    resource = ssh_resource_for(fake_cluster)
+    with resource.open(targets_for(fake_cluster, user=NO_SUDO_USER)) as sessions:
+        assert sessions.run("pi-agent-2", ["id", "-un"]).stdout.strip() == NO_SUDO_USER
+        with pytest.raises(SudoRequiresPassword) as caught:
+            sessions.run("pi-agent-2", ["true"], sudo=True, check=False)
+    message = str(caught.value)
+    assert message.startswith("pi-agent-2: ")
+    assert NO_SUDO_USER in message and "NOPASSWD" in message
+
+
+def test_failed_command_names_host_exit_code_and_stderr_tail(ssh_resource, ssh_targets):
+    with ssh_resource.open(ssh_targets) as sessions:
+        with pytest.raises(CommandFailed) as caught:
+            sessions.run("pi-agent-3", ["sh", "-c", "echo first >&2; echo disk full >&2; exit 3"])
+        assert caught.value.exit_code == 3
+        assert "pi-agent-3: " in str(caught.value) and "disk full" in str(caught.value)
+        unchecked = sessions.run("pi-agent-3", ["sh", "-c", "exit 4"], check=False)
+        assert unchecked.exit_code == 4
+
+
+def test_timeout_names_the_host_and_leaves_the_connection_usable(ssh_resource, ssh_targets):
+    with ssh_resource.open(ssh_targets) as sessions:
+        with pytest.raises(CommandTimedOut) as caught:
+            sessions.run("pi-server", ["sleep", "30"], timeout_s=0.5)
+        assert str(caught.value).startswith("pi-server: ")
+        assert "sleep 30" in str(caught.value)
+        assert sessions.run("pi-server", ["echo", "still here"]).stdout == "still here\n"
+        assert sessions.connections_opened["pi-server"] == 1
+
+
+def test_unreachable_node_is_named(fake_cluster):
+    resource = ssh_resource_for(fake_cluster, connect_timeout_s=2.0)
+    nobody = SshTarget("pi-ghost", "127.0.0.19", fake_cluster.port, "piadmin")
+    with resource.open([nobody]) as sessions, pytest.raises(NodeUnreachable) as caught:
+        sessions.run("pi-ghost", ["true"])
+    assert str(caught.value).startswith("pi-ghost: ")
+    assert f"127.0.0.19:{fake_cluster.port}" in str(caught.value)
+
+
+def test_secrets_are_redacted_in_streamed_logs_and_errors(ssh_resource, ssh_targets):
+    log = RecordingLog()
+    with ssh_resource.open(ssh_targets, log=log, secrets=[SECRET]) as sessions:
+        result = sessions.run(
+            "pi-server", ["sh", "-c", 'echo "token=$1"; echo "err $1" >&2', "x", SECRET]
+        )
+        assert result.stdout == f"token={SECRET}\n"  # the caller gets the real output
+        with pytest.raises(CommandFailed) as caught:
+            sessions.run("pi-server", ["sh", "-c", 'echo "bad $1" >&2; exit 1', "x", SECRET])
+    text = "\n".join(log.lines)
+    assert SECRET not in text and SECRET not in str(caught.value)
+    assert "[pi-server] token=***" in log.lines
+    assert "[pi-server] stderr: err ***" in log.lines
+    assert "bad ***" in str(caught.value)
+    assert SECRET not in result.command
+
+
+def test_for_each_is_bounded_and_one_failure_does_not_stop_the_others(fake_cluster):
+    resource = ssh_resource_for(fake_cluster, max_parallel=2)
+    targets = targets_for(fake_cluster)
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def probe(node: str) -> str:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            if node == "pi-agent-2":
+                return sessions.run(node, ["sh", "-c", "exit 7"]).stdout
+            return sessions.run(node, ["hostname"]).stdout.strip()
+        finally:
+            with lock:
+                active[0] -= 1
+
+    with resource.open(targets) as sessions:
+        results = sessions.for_each([t.name for t in targets], probe)
+    assert list(results) == ["pi-server", "pi-agent-1", "pi-agent-2", "pi-agent-3"]
+    assert isinstance(results["pi-agent-2"], CommandFailed)
+    assert str(results["pi-agent-2"]).startswith("pi-agent-2: ")
+    assert all(isinstance(results[n], str) for n in ("pi-server", "pi-agent-1", "pi-agent-3"))
+    assert peak[0] <= 2
+
+
+def test_for_each_with_a_node_down_names_it(fresh_cluster: FakeCluster):
+    fresh_cluster.stop_node("pi-agent-1")
+    try:
+        resource = ssh_resource_for(fresh_cluster, connect_timeout_s=2.0)
+        targets = targets_for(fresh_cluster)
+        with resource.open(targets) as sessions:
+            results = sessions.for_each(
+                [t.name for t in targets], lambda n: sessions.run(n, ["true"]).exit_code
+            )
+        assert isinstance(results["pi-agent-1"], NodeUnreachable)
+        assert str(results["pi-agent-1"]).startswith("pi-agent-1: ")
+        assert [results[n] for n in ("pi-server", "pi-agent-2", "pi-agent-3")] == [0, 0, 0]
+        assert all(isinstance(r, NodeError) for r in [results["pi-agent-1"]])
+    finally:
+        fresh_cluster.restart_all()
+
+
+def test_wait_reachable_reconnects_after_a_reboot(ssh_resource, ssh_targets):
+    boot_id = ["cat", "/proc/sys/kernel/random/boot_id"]
+    with ssh_resource.open(ssh_targets) as sessions:
+        before = sessions.run("pi-agent-3", boot_id).stdout
+        sessions.run("pi-agent-3", ["reboot"], sudo=True)
+        # `reboot` returns before the node goes down, as on a real Pi: wait for a new boot id.
+        after = before
+        for _ in range(100):
+            sessions.wait_reachable("pi-agent-3", timeout_s=30, interval_s=0.2)
+            try:
+                after = sessions.run("pi-agent-3", boot_id).stdout
+            except NodeUnreachable:
+                continue
+            if after != before:
+                break
+            time.sleep(0.1)
+        assert after != before
+        assert sessions.connections_opened["pi-agent-3"] == 2  # the reboot cut the first one
