@@ -40,7 +40,9 @@ def test_loading_the_code_location_imports_no_heavy_client(tmp_path):
 
 @pytest.mark.parametrize("profile", ["local", "cluster"])
 def test_dagster_definitions_check_passes(tmp_path, profile):
-    extra = CLUSTER if profile == "cluster" else {}
+    # The cluster profile reads inventory.yaml by default; a user without one is refused at load.
+    inventory = {"PICLUSTER_INVENTORY": str(ROOT / "inventory.example.yaml")}
+    extra = {**CLUSTER, **inventory} if profile == "cluster" else {}
     result = subprocess.run(
         [str(Path(sys.executable).with_name("dg")), "check", "defs", "--no-check-yaml"],
         cwd=ROOT,
