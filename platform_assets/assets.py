@@ -141,10 +141,12 @@ def _converged_check(outcomes: dict, applied: bool, asset_key: str) -> dg.AssetC
             left = ", ".join(c.name for c in outcome.remaining)
             rows.append(f"| {name} | NOT converged after apply: {left} |")
             passed = False
+    converged = sum(1 for row in rows if row.endswith("| converged |"))
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name="converged",
         passed=passed,
+        description=f"{converged} of {len(rows)} nodes converged",
         # Pending changes in plan mode are expected, not an error.
         severity=dg.AssetCheckSeverity.ERROR if applied else dg.AssetCheckSeverity.WARN,
         metadata={

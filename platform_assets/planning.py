@@ -566,7 +566,7 @@ def install_k3s_commands(version: str) -> tuple[Command, ...]:
     folder = f"{F.K3S_DOWNLOADS}/{version}"
     fetch = [
         _cmd(
-            "curl", "-sfL", "--retry", "3", "--create-dirs", "-o", f"{folder}/{name}",
+            "curl", "-sfL", "--retry", "3", "-o", f"{folder}/{name}",
             K3S_RELEASE_URL.format(version=tag, name=name),
         )
         for name in ("k3s-arm64", "sha256sum-arm64.txt")
@@ -576,7 +576,7 @@ def install_k3s_commands(version: str) -> tuple[Command, ...]:
         "picluster-k3s-verify", folder,
     )  # fmt: skip
     install = _cmd("install", "-m", "0755", f"{folder}/k3s-arm64", F.K3S_BINARY)
-    return (*fetch, verify, install)
+    return (_cmd("install", "-d", "-m", "0755", folder), *fetch, verify, install)
 
 
 def desired_k3s_unit(node: Node) -> str:
@@ -623,7 +623,11 @@ def plans_markdown(plans: Sequence[NodePlan], applied: bool) -> str:
         verb = "applied" if applied else "planned"
         head = f"### {plan.node}: "
         if plan.problem:
-            out.append(head + f"not changed: {plan.problem}")
+            count = len(plan.changes)
+            out.append(
+                head + f"{count} change{'' if count == 1 else 's'} planned, "
+                f"cannot be applied yet: {plan.problem}"
+            )
         elif not plan.changes:
             out.append(head + "no changes (converged)")
         else:

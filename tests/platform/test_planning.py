@@ -235,10 +235,11 @@ def test_k3s_server_install_plan_never_shows_the_token():
     assert "ExecStart=/usr/local/bin/k3s server" in changes[2].commands[0].stdin.decode()
     install = [c.shell for c in changes[3].commands]
     assert install == [
-        "sudo -n -- curl -sfL --retry 3 --create-dirs -o "
+        "sudo -n -- install -d -m 0755 /usr/local/lib/picluster/k3s/v1.33.5+k3s1",
+        "sudo -n -- curl -sfL --retry 3 -o "
         "/usr/local/lib/picluster/k3s/v1.33.5+k3s1/k3s-arm64 "
         "https://github.com/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/k3s-arm64",
-        "sudo -n -- curl -sfL --retry 3 --create-dirs -o "
+        "sudo -n -- curl -sfL --retry 3 -o "
         "/usr/local/lib/picluster/k3s/v1.33.5+k3s1/sha256sum-arm64.txt "
         "https://github.com/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/sha256sum-arm64.txt",
         'sudo -n -- sh -c \'cd "$1" && grep " k3s-arm64$" sha256sum-arm64.txt | '
