@@ -13,7 +13,10 @@ External tables sit over object-store prefixes laid out Hive-style (`<prefix>dt=
 - DuckDB: a VIEW over `read_parquet`/`read_json` of `<root>/<prefix>*/*.<ext>` with
   `hive_partitioning`; new files are visible at once, so registering is a no-op there.
 
-Aggregates are real tables in both (Hive managed tables under the schema's location on Trino).
+Aggregates are real tables in both: in the DuckDB file locally, and on Trino Hive managed tables
+(Parquet, partitioned by `dt`) under the schema's location (`s3://<bucket>/warehouse/<schema>.db`
+by default). External tables cannot be deleted from in Trino, so the aggregates are managed: a
+day is replaced by dropping its partition (`DELETE ... WHERE dt = ...`) and inserting it again.
 """
 
 import re
@@ -378,8 +381,11 @@ class TrinoWarehouse(Warehouse):
     catalog: str = "hive"
     http_scheme: str = "http"
     bucket: str = "lake"
-    # The schema's location; managed (aggregate) tables are created under it.
-    schema_prefix: str = "warehouse/"
+    # Where the schema, and so its managed (aggregate) tables, live. Empty: the Hive convention
+    # `s3://<bucket>/warehouse/<schema>.db`, so two schemas never share a table folder. Trino's
+    # file metastore (tests) only accepts managed tables under its own catalog dir, so there it
+    # is `s3://<catalog bucket>/metastore/<schema>`.
+    schema_location: str = ""
     request_timeout_seconds: float = 300.0
 
     @property
@@ -426,7 +432,7 @@ class TrinoWarehouse(Warehouse):
         if not fetch:
             return None
         columns = tuple(d[0] for d in (cursor.description or ()))
-        return QueryResult(columns, rows)
+        return QueryResult(columns, [tuple(row) for row in rows])
 
     def _literal_run(self, sql: str) -> QueryResult:
         result = self._run(sql, [], fetch=True)
@@ -434,10 +440,14 @@ class TrinoWarehouse(Warehouse):
         return result
 
     def ensure_schema(self) -> None:
-        location = _sql_string(self.location(self.schema_prefix))
+        location = self.schema_location.rstrip("/") or self.location(
+            f"warehouse/{self.schema_name}.db"
+        )
+        if not location.startswith("s3://"):
+            raise ValueError(f"schema_location={location!r}: expected an s3:// URI")
         self._literal_run(
             f"CREATE SCHEMA IF NOT EXISTS {self.catalog_name}.{self.schema_name} "
-            f"WITH (location = {location})"
+            f"WITH (location = {_sql_string(location)})"
         )
 
     def _qualified(self, name: str) -> str:
@@ -450,7 +460,8 @@ class TrinoWarehouse(Warehouse):
         )
         self._literal_run(
             f"CREATE TABLE IF NOT EXISTS {self._qualified(table.name)} ({columns}) WITH ("
-            f"external_location = {_sql_string(self.location(table.prefix))}, "
+            # no trailing slash: Trino appends "/dt=..." to it for each partition
+            f"external_location = {_sql_string(self.location(table.prefix).rstrip('/'))}, "
             f"format = {_sql_string(table.file_format)}, "
             f"partitioned_by = ARRAY[{_sql_string(table.partition_column)}])"
         )
