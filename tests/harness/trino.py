@@ -16,7 +16,7 @@ from tests.harness.trino_dist import ensure_trino
 if TYPE_CHECKING:
     import trino.dbapi
 
-JAVA_HOME = Path(os.environ.get("PICLUSTER_TRINO_JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"))
+JAVA_HOME = Path(os.environ.get("PICLUSTER_JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"))
 # A 2-core box shared with other services: JIT, GC and class loading make the first start slow.
 READY_TIMEOUT = 300.0
 # The secret reaches Trino through its environment (`${ENV:...}`), never a file or the log.
@@ -151,7 +151,7 @@ def start_trino(
     if not java.exists():
         raise RuntimeError(
             f"Java for Trino not found at {java}: Trino 476 needs Java 24+; install Temurin 25 "
-            "(or set PICLUSTER_TRINO_JAVA_HOME)"
+            "(or set PICLUSTER_JAVA_HOME)"
         )
     server = ensure_trino()
     s3.make_bucket(bucket)

@@ -6,7 +6,8 @@ The cache is `${PICLUSTER_CACHE:-~/.cache/piclusterops}/trino-476/`. A marker fi
 a complete unpack (holding the artifacts' SHA-256) says the directory is usable; without it the
 directory is rebuilt. Downloads go through Maven (`mvn dependency:copy`), which reuses
 `~/.m2/repository` when the artifacts are already there. Each artifact is checked against the
-SHA-256 pinned below before it is unpacked.
+SHA-256 pinned below before it is unpacked (taken from files whose SHA-1 matched the `.sha1`
+Maven Central publishes).
 """
 
 import contextlib
