@@ -342,7 +342,8 @@ class FakeCluster:
         return (self.node_dir(name) / "ssh_host_ed25519_key.pub").read_text()
 
     # the user's view
-    def write_inventory(self, ssh_user: str = ADMIN_USER) -> Path:
+    def write_inventory(self, ssh_user: str = ADMIN_USER, path: Path | None = None) -> Path:
+        """`inventory.example.yaml` pointed at the fake nodes (or another user, elsewhere)."""
         example = yaml.safe_load((REPO_ROOT / "inventory.example.yaml").read_text())
         by_role = {n["role"]: n for n in example["nodes"]}
         agents = [n for n in example["nodes"] if n["role"] == "agent"]
@@ -382,5 +383,6 @@ class FakeCluster:
             "# FAKE cluster inventory written by `python -m tests.fake_pi up`: four fake Pis\n"
             "# on loopback (see docs/fake-cluster.md). Point PICLUSTER_INVENTORY here.\n"
         )
-        self.inventory_path.write_text(header + yaml.safe_dump(inventory, sort_keys=False))
-        return self.inventory_path
+        path = path or self.inventory_path
+        path.write_text(header + yaml.safe_dump(inventory, sort_keys=False))
+        return path

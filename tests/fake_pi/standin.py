@@ -247,8 +247,11 @@ def start_unit(state: dict, unit: str) -> None:
                 # The caller holds the state lock; the unit's commands update the same state.
                 env = {**os.environ, "FAKEPI_STATE_LOCKED": "1"}
                 for match in re.finditer(r"^ExecStart=[-@+!]*(.+)$", text, re.MULTILINE):
+                    argv = shlex.split(match.group(1))
+                    if not os.path.exists(argv[0]):
+                        raise Exit(1, f"Job for {unit} failed: {argv[0]}: No such file\n")
                     proc = subprocess.run(
-                        shlex.split(match.group(1)),
+                        argv,
                         capture_output=True,
                         text=True,
                         check=False,
@@ -260,10 +263,10 @@ def start_unit(state: dict, unit: str) -> None:
                             f"Job for {unit} failed because the control process exited with "
                             f"error code.\n{proc.stderr}",
                         )
-                fresh = read_state()
-                fresh["units"] = state["units"]
-                state.clear()
-                state.update(fresh)
+                fresh = read_state()  # what the unit's commands changed
+                for key in ("ruleset", "nft_files", "ufw", "modules", "sysctl"):
+                    if key in fresh:
+                        state[key] = fresh[key]
     state["units"].setdefault(unit, ["disabled", "inactive"])[1] = "active"
 
 
@@ -694,16 +697,19 @@ def nft(args: list[str]) -> str:
             raise Exit(1, f"{path}: Error: syntax error, unbalanced braces (fake Pi check)\n")
         if "-c" not in args and "--check" not in args:
             with locked_state() as state:
-                state["ruleset"] = (
-                    load_ruleset(text)
-                    if "flush ruleset" in text
-                    else state["ruleset"] + load_ruleset(text)
-                )
+                # Files here replace their own tables (`delete table` first), so one loaded
+                # text per file is what `nft list ruleset` shows.
+                files = state.setdefault("nft_files", {})
+                if "flush ruleset" in text:
+                    files.clear()
+                files[path] = load_ruleset(text)
+                state["ruleset"] = "".join(files.values())
         return ""
     if args[:1] == ["flush"] and args[1:2] == ["ruleset"]:
         require_root("nft")
         with locked_state() as state:
             state["ruleset"] = ""
+            state["nft_files"] = {}
         return ""
     raise Exit(1, f"nft {' '.join(args)}: not supported by the fake Pi\n")
 
@@ -961,8 +967,13 @@ def download(args: list[str], tool: str) -> bytes | str:
             "only the pinned K3s release is served)\n",
         )
     if out_path and out_path != "-":
-        with open(out_path, "wb") as f:
-            f.write(body)
+        if "--create-dirs" in args:
+            os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
+        try:
+            with open(out_path, "wb") as f:
+                f.write(body)
+        except OSError as exc:
+            raise Exit(23, f"{tool}: (23) Failure writing output to destination: {exc}\n") from None
         return ""
     return body
 
@@ -1003,6 +1014,7 @@ def boot(dtb_bootargs: str) -> None:
         for path in sysctl_files():
             apply_sysctl_file(state, path, [])
         state["ruleset"] = ""
+        state["nft_files"] = {}
         set_swap_areas([])
         for unit, entry in list(state["units"].items()):
             entry[1] = "inactive"

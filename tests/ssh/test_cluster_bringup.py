@@ -1,0 +1,204 @@
+"""Cluster bring-up over real SSH on the FAKE Pi cluster (issue 4, point 7).
+
+The platform assets run exactly as in the UI (`dg.materialize`, plan mode by default, `apply`
+through the launch config) against four real OpenSSH servers on 127.0.0.11-14 whose nodes are
+fake Raspberry Pis (tests/fake_pi). What changes on a node is read back from the fake node's
+own state and its log of the commands it was asked to run.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from platform_assets.assets import PLATFORM_ASSETS, InventoryFile, K3sToken, apply_run_config
+from platform_assets.inventory import load_inventory
+from resources.kubernetes import KubernetesResource
+from resources.ssh import SshResource
+from tests.fake_pi.cluster import NO_SUDO_USER, FakeCluster
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+TOKEN = "K10fake-cluster-join-token-7f3a9c"  # a test value, never a real secret
+NODES = ("pi-server", "pi-agent-1", "pi-agent-2", "pi-agent-3")
+# Stand-ins that change a node (reads such as `systemctl is-active` are not in this list).
+CHANGING = {"apt-get", "reboot", "hostnamectl", "swapoff", "dphys-swapfile", "sysctl", "curl"}
+CHANGING_SYSTEMCTL = {"enable", "disable", "restart", "start", "stop", "daemon-reload"}
+
+
+def resources(inventory_path: Path, tmp_path: Path, token: str = TOKEN) -> dict:
+    inv = load_inventory(inventory_path)
+    return {
+        "inventory_file": InventoryFile(path=str(inventory_path)),
+        "ssh": SshResource(
+            known_hosts_path=inv.ssh.known_hosts_path,
+            private_key_path=inv.ssh.private_key_path,
+            connect_timeout_s=inv.ssh.connect_timeout_s,
+            command_timeout_s=inv.ssh.command_timeout_s,
+            max_parallel=inv.ssh.max_parallel,
+        ),
+        "k3s_token": K3sToken(token=token),
+        "kubernetes": KubernetesResource(kubeconfig_path=str(tmp_path / "kubeconfig")),
+    }
+
+
+def changes_asked(cluster: FakeCluster, node: str, since: int = 0) -> list[list[str]]:
+    def changing(argv: list[str]) -> bool:
+        if argv[0] == "systemctl":
+            return len(argv) > 1 and argv[1] in CHANGING_SYSTEMCTL
+        if argv[0] == "sysctl":
+            return "--system" in argv
+        return argv[0] in CHANGING
+
+    return [argv for argv in cluster.commands(node)[since:] if changing(argv)]
+
+
+def metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    (event,) = result.asset_materializations_for_node(key)
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], bool]:
+    return {
+        (c.asset_key.to_user_string(), c.check_name): c.passed
+        for c in result.get_asset_check_evaluations()
+    }
+
+
+def all_log_text(result: dg.ExecuteInProcessResult) -> str:
+    return "\n".join(
+        str(e.message) + str(getattr(e, "event_specific_data", "")) for e in result.all_events
+    )
+
+
+def test_plan_then_apply_on_four_nodes_then_a_second_apply_changes_nothing(
+    fresh_cluster: FakeCluster, tmp_path
+):
+    cluster = fresh_cluster
+    res = resources(cluster.inventory_path, tmp_path)
+    cmdline_before = cluster.state("pi-server")
+
+    # 1. Plan (the default): every node's diff, nothing changes anywhere.
+    plan = dg.materialize(PLATFORM_ASSETS, resources=res)
+    assert plan.success
+    prep = metadata(plan, "node_prep")
+    assert prep["mode"] == "plan"
+    for node in NODES:
+        assert f"### {node}: " in prep["plan"] and "changes planned" in prep["plan"]
+        assert changes_asked(cluster, node) == [], f"plan mode changed {node}"
+    assert "sudo -n -- hostnamectl set-hostname pi-agent-2" in prep["plan"]
+    assert cluster.state("pi-server") == cmdline_before
+    assert metadata(plan, "node_reboot")["rebooted"] == 0
+    assert not (tmp_path / "kubeconfig").exists()
+
+    # 2. Apply: node prep, reboots where needed, K3s server and agents, kubeconfig.
+    marks = {node: len(cluster.commands(node)) for node in NODES}
+    applied = dg.materialize(PLATFORM_ASSETS, resources=res, run_config=apply_run_config())
+    assert applied.success
+    assert metadata(applied, "node_prep")["nodes_changed"] == 4
+    assert metadata(applied, "node_reboot")["rebooted"] == 4
+    passed = checks(applied)
+    for key in ("node_prep", "k3s_server", "k3s_agents"):
+        assert passed[(key, "converged")], f"{key} did not converge"
+    assert passed[("node_preflight", "preflight_passed")]
+    for node in NODES:
+        state = cluster.state(node)
+        assert state["hostname"] == node
+        assert {"nftables", "fio", "curl", "ca-certificates"} <= set(state["installed"])
+        assert state["units"]["dphys-swapfile.service"][0] == "disabled"
+        assert state["reboots"] == 1
+        service = "k3s.service" if node == "pi-server" else "k3s-agent.service"
+        assert state["units"][service] == ["enabled", "active"]
+        asked = changes_asked(cluster, node, marks[node])
+        assert ["reboot"] in asked
+    kubeconfig = tmp_path / "kubeconfig"
+    assert kubeconfig.stat().st_mode & 0o777 == 0o600
+    assert "server: https://127.0.0.11:6443" in kubeconfig.read_text()
+    # The join token went to the nodes on stdin only: never in a log, metadata or command.
+    assert TOKEN not in all_log_text(applied)
+    for node in NODES:
+        assert all(TOKEN not in " ".join(argv) for argv in cluster.commands(node))
+
+    # 3. A second apply finds nothing to do and asks no node to change anything.
+    marks = {node: len(cluster.commands(node)) for node in NODES}
+    again = dg.materialize(PLATFORM_ASSETS, resources=res, run_config=apply_run_config())
+    assert again.success
+    for key in ("node_prep", "k3s_server", "k3s_agents"):
+        assert metadata(again, key)["changes"] == 0, metadata(again, key)["plan"]
+        assert checks(again)[(key, "converged")]
+    assert metadata(again, "node_reboot")["rebooted"] == 0
+    for node in NODES:
+        assert changes_asked(cluster, node, marks[node]) == []
+        assert cluster.state(node)["reboots"] == 1
+
+
+def test_a_node_that_is_down_fails_alone_and_is_named(fresh_cluster: FakeCluster, tmp_path):
+    cluster = fresh_cluster
+    cluster.stop_node("pi-agent-2")
+    try:
+        res = resources(cluster.inventory_path, tmp_path)
+        result = dg.materialize(
+            [a for a in PLATFORM_ASSETS if a.key.to_user_string() == "node_prep"],
+            resources=res,
+            run_config=apply_run_config(steps=["node_prep"]),
+            raise_on_error=False,
+        )
+        assert not result.success
+        failure = result.get_step_failure_events()[0].step_failure_data.error.message
+        assert "pi-agent-2" in failure and "(the other nodes finished)" in failure
+        assert "127.0.0.13" in failure
+        prep = metadata(result, "node_prep")
+        assert prep["nodes_failed"] == 1 and prep["nodes_changed"] == 3
+        for node in ("pi-server", "pi-agent-1", "pi-agent-3"):
+            assert cluster.state(node)["hostname"] == node  # finished despite pi-agent-2
+        assert checks(result)[("node_prep", "converged")] is False
+    finally:
+        cluster.restart_all()
+
+
+def test_a_changed_host_key_is_refused(fresh_cluster: FakeCluster, tmp_path):
+    cluster = fresh_cluster
+    port = cluster.port
+    imposter = cluster.host_public_key("pi-agent-3").split()[:2]
+    known_hosts = Path(load_inventory(cluster.inventory_path).ssh.known_hosts_path)
+    original = known_hosts.read_text()
+    known_hosts.write_text(
+        "".join(
+            f"[127.0.0.11]:{port} {imposter[0]} {imposter[1]}\n"
+            if line.startswith(f"[127.0.0.11]:{port} ")
+            else line
+            for line in original.splitlines(keepends=True)
+        )
+    )
+    try:
+        before = len(cluster.commands("pi-server"))
+        result = dg.materialize(
+            [a for a in PLATFORM_ASSETS if a.key.to_user_string() == "node_prep"],
+            resources=resources(cluster.inventory_path, tmp_path),
+            run_config=apply_run_config(steps=["node_prep"]),
+            raise_on_error=False,
+        )
+        assert not result.success
+        failure = result.get_step_failure_events()[0].step_failure_data.error.message
+        assert "pi-server: host key for [127.0.0.11]:" in failure and "CHANGED" in failure
+        assert len(cluster.commands("pi-server")) == before  # nothing ran on it
+        assert cluster.state("pi-agent-1")["hostname"] == "pi-agent-1"
+    finally:
+        known_hosts.write_text(original)
+
+
+def test_a_user_without_passwordless_sudo_gets_a_clear_error(fresh_cluster: FakeCluster, tmp_path):
+    cluster = fresh_cluster
+    inventory = cluster.write_inventory(ssh_user=NO_SUDO_USER, path=tmp_path / "inv.yaml")
+    result = dg.materialize(
+        [a for a in PLATFORM_ASSETS if a.key.to_user_string() == "node_prep"],
+        resources=resources(inventory, tmp_path),
+        run_config=apply_run_config(steps=["node_prep"]),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error.message
+    for node in NODES:
+        assert f"{node}: `sudo -n` needs a password for {NO_SUDO_USER}" in failure
+    for node in NODES:
+        assert changes_asked(cluster, node) == []
