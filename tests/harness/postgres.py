@@ -98,6 +98,7 @@ def start_postgres(workdir: Path, log_dir: Path) -> tuple[PostgresService, Servi
             os.chown(path, pw.pw_uid, pw.pw_gid)
     pwfile.chmod(0o600)
 
+    log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "postgres.log"
     with log_path.open("ab") as log:
         initdb = subprocess.run(
