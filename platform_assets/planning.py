@@ -429,6 +429,11 @@ def plan_node_prep(inv: Inventory, node_name: str, facts: NodeFacts) -> list[Cha
             f"{node_name}: OS {os_release.pretty_name or os_release.codename!r} is "
             f"not supported; install Raspberry Pi OS bookworm or trixie (64-bit)"
         )
+    if facts.values and facts["cmdline_txt"] is None:
+        raise PlanError(
+            f"{node_name}: {F.CMDLINE_TXT} not found; Raspberry Pi OS bookworm and later keep "
+            "the boot command line there (is this a Raspberry Pi OS install?)"
+        )
     return [
         *plan_packages(facts),
         *plan_cmdline(facts),
