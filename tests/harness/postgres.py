@@ -5,7 +5,7 @@ import pwd
 import secrets
 import shutil
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,8 +22,8 @@ class PostgresService:
     host: str
     port: int
     user: str
-    password: str
-    database: str
+    password: str = field(repr=False)  # kept out of assertion output and logs
+    database: str = "postgres"
 
     def url(self, database: str | None = None) -> str:
         """SQLAlchemy URL (psycopg2) for `database`, default the service's own database."""

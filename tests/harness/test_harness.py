@@ -124,3 +124,16 @@ def test_trino_distribution_without_marker_is_not_trusted(tmp_path, monkeypatch)
     assert not trino_dist.is_complete(server)
     with pytest.raises(trino_dist.TrinoDistError, match="install the Debian package `maven`"):
         trino_dist.ensure_trino()
+
+
+def test_service_reprs_shown_in_failures_carry_no_secrets():
+    from tests.harness.postgres import PostgresService
+    from tests.harness.seaweedfs import S3Service
+    from tests.harness.trino import TrinoService
+
+    pg = PostgresService("127.0.0.1", 5432, "picluster_test", "pg-secret-value", "db")
+    s3 = S3Service("127.0.0.1:8333", "access", "s3-secret-value")
+    trino = TrinoService("127.0.0.1", 8080, "picluster", "hive", s3, "lake")
+    shown = repr(pg) + repr(s3) + repr(trino)
+    assert "pg-secret-value" not in shown
+    assert "s3-secret-value" not in shown
