@@ -42,6 +42,9 @@ class TrinoSettings:
     user: str
     catalog: str
     http_scheme: str
+    # s3:// URI of the warehouse schema (where its managed tables live); "" means
+    # s3://<bucket>/warehouse/<schema>.db. Trino's file metastore needs its own catalog folder.
+    schema_location: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,18 @@ class _Reader:
             )
         return value
 
+    def s3_uri(self, name: str) -> str:
+        """An optional s3://bucket/path URI; "" when unset."""
+        value = self.raw(name)
+        if value is None:
+            return ""
+        bucket = value.removeprefix("s3://").split("/", 1)[0]
+        if not value.startswith("s3://") or not bucket or "'" in value:
+            raise SettingsError(
+                f"{PREFIX}{name}={value!r} is not valid; expected an s3://bucket/path URI."
+            )
+        return value.rstrip("/")
+
     def secret_var(self, name: str) -> str:
         """Checks a secret is set without keeping its value; returns the variable's name."""
         if self.raw(name) is None:
@@ -200,6 +215,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         user=read.text("TRINO_USER", "piclusterops"),
         catalog=read.identifier("TRINO_CATALOG", "hive"),
         http_scheme=read.choice("TRINO_HTTP_SCHEME", ("http", "https"), "http"),
+        schema_location=read.s3_uri("WAREHOUSE_SCHEMA_LOCATION"),
     )
     postgres = PostgresSettings(
         host=read.text("PG_HOST", expected="the PostgreSQL host name"),

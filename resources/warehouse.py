@@ -509,6 +509,7 @@ def warehouse_for(settings: "Settings") -> Warehouse:
             catalog=settings.trino.catalog,
             http_scheme=settings.trino.http_scheme,
             bucket=settings.s3.bucket,
+            schema_location=settings.trino.schema_location,
         )
     return DuckDBWarehouse(
         schema_name=schema,

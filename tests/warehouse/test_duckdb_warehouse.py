@@ -20,7 +20,7 @@ from data_assets.warehouse_tables import (
     sql,
 )
 from resources.object_store import LocalObjectStore
-from resources.settings import load_settings
+from resources.settings import SettingsError, load_settings
 from resources.warehouse import DuckDBWarehouse, TrinoWarehouse, WarehouseError, warehouse_for
 from tests.warehouse.curated_day import synthetic_day, write_day
 
@@ -226,3 +226,22 @@ def test_factory_picks_the_profile_warehouse(tmp_path):
     assert isinstance(cluster, TrinoWarehouse)
     assert (cluster.catalog, cluster.schema_name, cluster.bucket) == ("hive", "lab", "lake")
     assert cluster.location(layout.CURATED_PREFIX) == "s3://lake/warehouse/sensor_readings/"
+    assert cluster.schema_location == ""  # s3://lake/warehouse/lab.db
+
+
+def test_the_schema_location_can_be_set_and_is_checked(tmp_path):
+    env = {
+        "PICLUSTER_PROFILE": "cluster",
+        "PICLUSTER_HOME": str(tmp_path),
+        "PICLUSTER_S3_ENDPOINT": "127.0.0.1:8333",
+        "PICLUSTER_S3_ACCESS_KEY": "a",
+        "PICLUSTER_S3_SECRET_KEY": "b",
+        "PICLUSTER_TRINO_HOST": "127.0.0.1",
+        "PICLUSTER_PG_HOST": "127.0.0.1",
+        "PICLUSTER_PG_PASSWORD": "c",
+    }
+    env["PICLUSTER_WAREHOUSE_SCHEMA_LOCATION"] = "s3://lake/metastore/sensors/"
+    assert warehouse_for(load_settings(env)).schema_location == "s3://lake/metastore/sensors"
+    env["PICLUSTER_WAREHOUSE_SCHEMA_LOCATION"] = "/data/warehouse"
+    with pytest.raises(SettingsError, match="PICLUSTER_WAREHOUSE_SCHEMA_LOCATION"):
+        load_settings(env)
