@@ -237,6 +237,22 @@ def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 # --- loading -----------------------------------------------------------------------------------
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last one
+    silently, e.g. a node with two `address:` lines)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_inventory(path: str | Path) -> Inventory:
     """Reads, parses and validates the inventory file; raises `InventoryError` on any problem.
 
@@ -260,7 +276,7 @@ def load_inventory(path: str | Path) -> Inventory:
     except OSError as exc:
         raise InventoryError(str(path), [("", f"cannot be read: {exc.strerror}")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -553,6 +569,14 @@ def _check_k3s(inv: Inventory):
 
 
 def _check_capacity(inv: Inventory):
+    names: dict[str, int] = {}
+    for j, workload in enumerate(inv.workloads):
+        if workload.name in names:
+            yield (
+                f"workloads[{j}].name",
+                f"{workload.name!r} is already used by workloads[{names[workload.name]}]",
+            )
+        names.setdefault(workload.name, j)
     for j, workload in enumerate(inv.workloads):
         if not any(_matches(workload.node_selector, n.labels) for n in inv.nodes):
             selector = ", ".join(f"{k}={v}" for k, v in workload.node_selector.items())

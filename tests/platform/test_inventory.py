@@ -251,6 +251,17 @@ def test_unreadable_files_name_the_file(tmp_path):
     bad.write_text("nodes: [\n  - name: a\n")
     with pytest.raises(InventoryError, match=r"inventory.yaml: line \d+, column \d+: not valid"):
         load_inventory(bad)
+    bad.write_text(
+        EXAMPLE.read_text().replace(
+            "    address: 192.168.0.121\n", "    address: 192.168.0.121\n    address: 192.168.0.9\n"
+        )
+    )
+    with pytest.raises(
+        InventoryError,
+        match=r"inventory.yaml: line 14, column 5: not valid YAML: "
+        r"key 'address' appears twice",
+    ):
+        load_inventory(bad)
     bad.write_text("- just a list\n")
     with pytest.raises(InventoryError, match="expected a mapping"):
         load_inventory(bad)
