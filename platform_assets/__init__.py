@@ -15,13 +15,11 @@ from resources.settings import Settings
 def build_defs(settings: Settings) -> dg.Definitions:
     from platform_assets.assets import (
         PLATFORM_ASSETS,
-        InventoryFile,
-        K3sToken,
         apply_cluster,
         cluster_ready,
+        platform_resources,
     )
     from platform_assets.inventory import load_inventory
-    from resources.kubernetes import KubernetesResource
     from resources.ssh import SshResource
 
     inv = load_inventory(settings.inventory_path)
@@ -29,23 +27,22 @@ def build_defs(settings: Settings) -> dg.Definitions:
     # time. Unset (e.g. on a laptop planning the example), plans work and applying K3s refuses.
     token_env = inv.k3s.token_env
     token = dg.EnvVar(token_env) if os.environ.get(token_env) else ""
-    kubeconfig_path = settings.kubeconfig_path or (settings.home / "kubeconfig")
+    ssh = SshResource(
+        known_hosts_path=inv.ssh.known_hosts_path,
+        private_key_path=inv.ssh.private_key_path,
+        connect_timeout_s=inv.ssh.connect_timeout_s,
+        command_timeout_s=inv.ssh.command_timeout_s,
+        max_parallel=inv.ssh.max_parallel,
+    )
     return dg.Definitions(
         assets=PLATFORM_ASSETS,
         asset_checks=[cluster_ready],
         jobs=[apply_cluster],
-        resources={
-            "inventory_file": InventoryFile(
-                path=str(settings.inventory_path), allow_remote_nodes=settings.is_cluster
-            ),
-            "ssh": SshResource(
-                known_hosts_path=inv.ssh.known_hosts_path,
-                private_key_path=inv.ssh.private_key_path,
-                connect_timeout_s=inv.ssh.connect_timeout_s,
-                command_timeout_s=inv.ssh.command_timeout_s,
-                max_parallel=inv.ssh.max_parallel,
-            ),
-            "k3s_token": K3sToken(token=token),
-            "kubernetes": KubernetesResource(kubeconfig_path=str(kubeconfig_path)),
-        },
+        resources=platform_resources(
+            settings.inventory_path,
+            ssh,
+            kubeconfig_path=settings.kubeconfig_path or (settings.home / "kubeconfig"),
+            token=token,
+            allow_remote_nodes=settings.is_cluster,
+        ),
     )

@@ -518,6 +518,26 @@ APPLY_STEPS = [
 ]
 
 
+def platform_resources(
+    inventory_path: str | Path,
+    ssh: SshResource,
+    kubeconfig_path: str | Path,
+    token: str = "",
+    allow_remote_nodes: bool = False,
+) -> dict:
+    """The resources the platform assets need, e.g. for `dg.materialize(PLATFORM_ASSETS,
+    resources=platform_resources(...), run_config=apply_run_config())` against the fake
+    cluster. `token` may be a `dg.EnvVar`."""
+    return {
+        "inventory_file": InventoryFile(
+            path=str(inventory_path), allow_remote_nodes=allow_remote_nodes
+        ),
+        "ssh": ssh,
+        "k3s_token": K3sToken(token=token),
+        "kubernetes": KubernetesResource(kubeconfig_path=str(kubeconfig_path)),
+    }
+
+
 def apply_run_config(
     nodes: Sequence[str] = (), apply: bool = True, steps: Sequence[str] = tuple(APPLY_STEPS)
 ) -> dict:

@@ -12,27 +12,21 @@ import pytest
 
 from platform_assets.assets import (
     PLATFORM_ASSETS,
-    InventoryFile,
-    K3sToken,
     apply_run_config,
     cluster_ready,
+    platform_resources,
 )
-from resources.kubernetes import KubernetesResource
 from resources.ssh import SshResource
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def resources(tmp_path: Path) -> dict:
-    return {
-        "inventory_file": InventoryFile(path=str(ROOT / "inventory.example.yaml")),
-        "ssh": SshResource(
-            known_hosts_path=str(tmp_path / "no-known-hosts"),
-            private_key_path=str(tmp_path / "no-key"),
-        ),
-        "k3s_token": K3sToken(),
-        "kubernetes": KubernetesResource(kubeconfig_path=str(tmp_path / "kubeconfig")),
-    }
+    ssh = SshResource(
+        known_hosts_path=str(tmp_path / "no-known-hosts"),
+        private_key_path=str(tmp_path / "no-key"),
+    )
+    return platform_resources(ROOT / "inventory.example.yaml", ssh, tmp_path / "kubeconfig")
 
 
 def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
