@@ -16,6 +16,10 @@ from tests.harness.postgres import PostgresService, start_postgres
 from tests.harness.registry import ServiceRegistry
 from tests.harness.seaweedfs import S3Service, start_seaweedfs
 
+# The fake-Pi cluster's fixtures (sshd per node) for every test directory: pytest only takes
+# `pytest_plugins` from the top-level conftest.
+pytest_plugins = ["tests.fake_pi.fixtures"]
+
 # Fixtures whose users get the service logs in their failure report.
 SERVICE_FIXTURES = frozenset(
     {"postgres", "s3", "trino", "dagster_pg_home", "dagster_pg_instance", "service_registry"}
