@@ -12,6 +12,7 @@ counted as a duplicate: the first batch to curate a reading keeps it.
 
 import io
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -90,12 +91,14 @@ def _read_parquet(data: bytes, columns: list[str] | None = None):
     return pq.read_table(io.BytesIO(data), columns=columns)
 
 
-def _device_in_key(key: str) -> str:
-    # Devices upload to landing/<device_id>/...; a file with no good rows is charged to it.
-    parts = key.split("/")
-    if len(parts) > 2 and DEVICE_ID.fullmatch(parts[1]):
-        return parts[1]
-    return "(unknown)"
+_DEVICE_FILE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.:-]{0,63}?)-\d{8}T\d{4}")
+
+
+def _device_in_key(key: str) -> str | None:
+    # Devices name files <device_id>-<YYYYMMDD>T<HHMM>Z...: a file with no readable row (empty,
+    # undecodable) is still charged to its device.
+    match = _DEVICE_FILE.match(key.rsplit("/", 1)[-1])
+    return match[1] if match and DEVICE_ID.fullmatch(match[1]) else None
 
 
 def _day_bounds_ms(day: str) -> tuple[int, int]:
@@ -204,10 +207,12 @@ def curate_batch(
         summary.humidity_sum += reading.humidity_pct
         summary.pressure_sum += reading.pressure_hpa
     for rejection, _ in quarantined:
-        device = object_device.get(rejection.source_object) or _device_in_key(
-            rejection.source_object
+        rejection.device_id = (
+            rejection.device_id
+            or object_device.get(rejection.source_object)
+            or _device_in_key(rejection.source_object)
         )
-        devices.setdefault(device, DeviceSummary()).rejected += 1
+        devices.setdefault(rejection.device_id or "(unknown)", DeviceSummary()).rejected += 1
         result.rejected_by_reason[rejection.reason] += 1
     result.rows_curated = len(kept)
     result.rows_quarantined = len(quarantined)
@@ -241,7 +246,14 @@ def curate_batch(
             quarantined, key=lambda q: (q[0].source_object, q[0].source_line)
         ):
             record = rejection.record()
-            record.update({"source_etag": etag, "batch_id": batch.batch_id, "dt": day})
+            record.update(
+                {
+                    "device_id": rejection.device_id,
+                    "source_etag": etag,
+                    "batch_id": batch.batch_id,
+                    "dt": day,
+                }
+            )
             lines.append(json.dumps(record, ensure_ascii=False))
         store.put(quarantine_key, ("\n".join(lines) + "\n").encode())
         result.quarantine_key = quarantine_key

@@ -90,6 +90,7 @@ class Rejection:
     detail: str
     raw: str
     day: str | None = None  # the reading's UTC day when its timestamp could be read
+    device_id: str | None = None  # when the row names a well-formed one
 
     def record(self) -> dict:
         return {
@@ -283,6 +284,7 @@ def parse_object(key: str, data: bytes, now: datetime | None = None) -> ParsedOb
             continue
         line_no = index + 1
         result.rows_read += 1
+        record = None
         try:
             if text is None:
                 raise _Reject("undecodable_line", "not UTF-8")
@@ -295,8 +297,17 @@ def parse_object(key: str, data: bytes, now: datetime | None = None) -> ParsedOb
             result.readings.append(validate(record, key, line_no, now))
         except _Reject as exc:
             raw = text if text is not None else lines[index].decode("utf-8", "backslashreplace")
+            device = record.get("device_id") if isinstance(record, dict) else None
             result.rejections.append(
-                Rejection(key, line_no, exc.reason, exc.detail, _raw(raw), exc.day)
+                Rejection(
+                    key,
+                    line_no,
+                    exc.reason,
+                    exc.detail,
+                    _raw(raw),
+                    exc.day,
+                    device if isinstance(device, str) and DEVICE_ID.fullmatch(device) else None,
+                )
             )
     if result.rows_read == 0:
         return whole_file("empty_file", "only a CSV header, no readings", first)

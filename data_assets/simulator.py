@@ -142,8 +142,11 @@ def simulate_day(
         offset_s = (index * 7) % 60  # each device's clock ticks at its own second
         drift = 0.0
         for hour in range(24):
-            key = f"{LANDING_PREFIX}{device}/{day}/{device}-{start:%Y%m%d}T{hour:02d}00Z.{fmt}" + (
-                ".gz" if compressed else ""
+            # Named by the hour the file covers, time first: uploads arrive in key order, so
+            # the landing sensor's cursor sees them; a late file sorts before it.
+            key = (
+                f"{LANDING_PREFIX}{day}/{hour:02d}/{device}-{start:%Y%m%d}T{hour:02d}00Z.{fmt}"
+                + (".gz" if compressed else "")
             )
             lines: list[str] = [CSV_HEADER] if fmt == "csv" else []
             duplicates: list[str] = []

@@ -1,11 +1,13 @@
 """The landing sensor: new objects under `landing/` -> ledger -> one curation run per batch.
 
 Each tick lists only the keys after the cursor (S3 `start_after`), so a quiet bucket costs one
-LIST request however many objects it holds. Keys are named by device and time, so a late file
-(older readings uploaded after newer ones) or a re-upload (same key, new etag) sorts *before* the
-cursor and that listing never sees it; a full re-scan every `RESCAN_INTERVAL` compares every key
-with the ledger page by page and hands over what it does not know. Its cost is measured in
-BENCHMARKS.md (section "Landing sensor tick").
+LIST request however many objects it holds. Devices name uploads time first
+(`landing/<YYYY-MM-DD>/<HH>/<device>-...`), so new files sort after the cursor; the listing starts
+an hour before the cursor's hour to catch uploads that overtook each other. A late file (older
+readings uploaded after newer ones), a re-upload (same key, new etag) or a file dropped by hand
+under any other name can sort *before* that, so a full re-scan every `RESCAN_INTERVAL` compares
+every key with the ledger page by page and hands over what it does not know. The cost of both
+is measured in BENCHMARKS.md (section "Landing sensor tick").
 
 Everything handed over goes into the ledger first; the ledger groups pending objects into batches
 (one day each, at most `MAX_BATCH_OBJECTS` objects) whose id is a hash of their contents and is the
@@ -15,6 +17,7 @@ again on the next tick.
 """
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +32,7 @@ MAX_BATCH_OBJECTS = 200  # objects per run: a few minutes of curation on a Pi
 MAX_RUNS_PER_TICK = 20
 MAX_LISTED_PER_TICK = 20_000  # keys after the cursor read per tick; the rest next tick
 RESCAN_INTERVAL = timedelta(minutes=10)
+LOOKBACK = timedelta(hours=1)  # see lookback_start
 REREQUEST_WINDOW = timedelta(hours=1)  # open batches younger than this are requested again
 MINIMUM_INTERVAL_SECONDS = 30
 
@@ -91,6 +95,29 @@ class TickOutcome:
         return f"{scan}{stale}"
 
 
+_TIME_FIRST = re.compile(re.escape(LANDING_PREFIX) + r"(\d{4}-\d{2}-\d{2})/(\d{2})/")
+
+
+def lookback_start(after: str | None) -> str | None:
+    """Where the incremental listing starts. For time-first keys
+    (`landing/<YYYY-MM-DD>/<HH>/...`) it is the start of the hour before the cursor's: devices
+    upload in parallel, so a file can arrive just after one that sorts later; re-listing two
+    hours (one LIST page for a few hundred devices) catches it, and the ledger drops what it has
+    seen. Other keys resume right after the cursor."""
+    if after is None:
+        return None
+    match = _TIME_FIRST.match(after)
+    if not match:
+        return after
+    try:
+        hour = datetime.fromisoformat(f"{match[1]}T{match[2]}:00:00") - LOOKBACK
+    except ValueError:
+        return after
+    # With the trailing slash both S3 and SeaweedFS list that hour's keys (SeaweedFS would skip
+    # the whole folder for ".../HH").
+    return f"{LANDING_PREFIX}{hour:%Y-%m-%d}/{hour:%H}/"
+
+
 def evaluate_tick(
     store: ObjectStore,
     ledger: LedgerStore,
@@ -110,7 +137,7 @@ def evaluate_tick(
     if rescan:
         listing = store.list(LANDING_PREFIX)
     else:
-        listing = store.list(LANDING_PREFIX, start_after=cursor.after)
+        listing = store.list(LANDING_PREFIX, start_after=lookback_start(cursor.after))
     for page in pages(listing):
         outcome.listed += len(page)
         outcome.registered += register_new(ledger, page, now.date())

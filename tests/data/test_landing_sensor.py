@@ -106,3 +106,21 @@ def test_sensor_says_why_it_skips_and_requests_one_run_per_batch(local_store, tm
     }
     with dg.build_sensor_context(cursor=result.cursor, resources=resources) as context:
         assert landing_files(context).run_requests == []
+
+
+def test_time_first_uploads_that_overtake_each_other_are_caught_without_a_re_scan(store, ledger):
+    def upload(hour: int, device: str):
+        key = f"landing/{DAY}/{hour:02d}/{device}-20261124T{hour:02d}00Z.jsonl"
+        store.put(key, LINE.format(day=DAY, m=hour).encode())
+
+    upload(9, "env-01")
+    upload(10, "env-02")
+    tick = evaluate_tick(store, ledger, LandingCursor(), T0)
+    assert tick.cursor.after.endswith("10/env-02-20261124T1000Z.jsonl")
+    # env-01's 10:00 file arrives after env-02's: it sorts before the cursor.
+    upload(10, "env-01")
+    upload(11, "env-03")
+    quiet = evaluate_tick(store, ledger, tick.cursor, T0 + timedelta(minutes=1))
+    assert not quiet.rescanned
+    assert quiet.registered == 2
+    assert quiet.listed == 4  # from the hour before the cursor's hour on, not the whole bucket
