@@ -128,6 +128,7 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             code = self.proc.poll()
             if code is not None:
+                self.stop()  # the leader is gone; whatever it started must go too
                 raise ServiceNotReady(
                     f"{self.name} exited with code {code} before it was {what}.\n"
                     f"log {self.log_path}:\n{tail(self.log_path)}"

@@ -36,6 +36,7 @@ JVM_CONFIG = """\
 -XX:PerBytecodeRecompilationCutoff=10000
 -XX:ActiveProcessorCount=2
 -XX:+EnableDynamicAgentLoading
+--enable-native-access=ALL-UNNAMED
 -Djdk.attach.allowAttachSelf=true
 -Djdk.nio.maxCachedBufferSize=2000000
 -Dfile.encoding=UTF-8

@@ -115,7 +115,15 @@ def _fetch(artifact: Artifact, into: Path) -> Path:
 
 def _unpack(server_tar: Path, hive_zip: Path, staging: Path) -> None:
     with tarfile.open(server_tar) as archive:
-        archive.extractall(staging, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(staging, filter="data")
+        else:  # Python < 3.11.4 (Debian 12 ships 3.11.2): refuse unsafe paths ourselves
+            # (it hard-links plugin jars to lib/; those links stay inside the archive too)
+            for member in archive.getmembers():
+                paths = [member.name] + ([member.linkname] if member.islnk() else [])
+                if member.issym() or any(p.startswith("/") or ".." in Path(p).parts for p in paths):
+                    raise TrinoDistError(f"{server_tar.name}: unsafe member {member.name!r}")
+            archive.extractall(staging)  # noqa: S202 - every member checked above
     root = staging / f"trino-server-core-{TRINO_VERSION}"
     plugin_dir = root / "plugin" / "hive"
     plugin_dir.mkdir(parents=True)
