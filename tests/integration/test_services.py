@@ -80,6 +80,18 @@ def test_seaweedfs_refuses_a_wrong_secret_key(s3):
     assert list(s3.client().list_objects("smoke-auth")) == []
 
 
+def test_seaweedfs_refuses_anonymous_reads(s3):
+    import urllib.error
+    import urllib.request
+
+    s3.make_bucket("smoke-anonymous")
+    s3.client().put_object("smoke-anonymous", "reading.csv", io.BytesIO(b"x"), 1)
+    for url in (f"{s3.url}/smoke-anonymous/reading.csv", f"{s3.url}/smoke-anonymous"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 403
+
+
 def test_dagster_run_recorded_in_postgres_instance(dagster_pg_instance, dagster_pg_home):
     import dagster as dg
 
