@@ -276,6 +276,16 @@ def fsync_probe_argv(data_dir: str) -> tuple[str, ...]:
     return ("sh", "-c", script, "picluster-fsync-probe", data_dir)
 
 
+# ethtool lives in /usr/sbin, which is not on a non-root user's PATH on Debian; where it is not
+# installed, the kernel's own figure (sysfs) is printed in ethtool's words.
+LINK_ARGV = (
+    "sh",
+    "-c",
+    'PATH="$PATH:/usr/sbin:/sbin"; if command -v ethtool >/dev/null 2>&1; then exec ethtool eth0;'
+    ' fi; echo "Speed: $(cat /sys/class/net/eth0/speed 2>/dev/null)Mb/s"',
+)
+
+
 def preflight_facts(data_dir: str) -> tuple[Fact, ...]:
     return (
         _cat("model", "/proc/device-tree/model", parse_model),
@@ -288,7 +298,7 @@ def preflight_facts(data_dir: str) -> tuple[Fact, ...]:
         Fact("disk", ("df", "-B1", "--output=size,avail,target", "/"), parse_df),
         Fact("fsync", fsync_probe_argv(data_dir), parse_fsync_probe, sudo=True),
         Fact("time", ("timedatectl", "show"), parse_timedatectl),
-        Fact("link", ("ethtool", "eth0"), parse_ethtool),
+        Fact("link", LINK_ARGV, parse_ethtool),
     )
 
 

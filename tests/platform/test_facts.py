@@ -159,6 +159,12 @@ def test_a_failed_read_is_absent_but_state_queries_keep_their_answer():
     assert F.parse_result(enabled, 1, "disabled\n") == "disabled"
 
 
+def test_link_falls_back_to_sysfs_in_ethtool_words():
+    assert F.parse_ethtool("Speed: 1000Mb/s\n") == F.Link(1000, None)
+    assert F.parse_ethtool("Speed: -1Mb/s\n") == F.Link(None, None)  # link down
+    assert F.parse_ethtool("Speed: Mb/s\n") == F.Link(None, None)  # no eth0
+
+
 def test_fact_commands_are_quoted():
     dpkg = next(f for f in F.prep_facts() if f.name == "packages")
     assert dpkg.command.startswith("dpkg-query -W '-f=${Package}\\t${db:Status-Abbrev}\\n' ")
