@@ -58,27 +58,11 @@ class RebootConfig(NodeStepConfig):
 
 
 def _open(
-    ssh: SshResource,
-    inv: Inventory,
-    names: Sequence[str],
-    allow_remote: bool,
-    log=None,
-    secrets: Sequence[str] = (),
+    ssh: SshResource, inv: Inventory, names: Sequence[str], log=None, secrets: Sequence[str] = ()
 ):
-    contactable = [n for n in names if S.may_contact(inv.node(n), allow_remote)]
-    if not contactable:
-        return _NoSessions()
-    return ssh.open(S.ssh_targets(inv, contactable), log=log, secrets=secrets)
-
-
-class _NoSessions:
-    """No node of this step may be contacted (local profile, LAN inventory): no SSH at all."""
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
+    """SSH sessions for the step's nodes. Connections open on first use, so nodes the profile
+    may not contact (see `steps.may_contact`) are never connected to."""
+    return ssh.open(S.ssh_targets(inv, names), log=log, secrets=secrets)
 
 
 def _errors(outcomes: dict) -> dict[str, NodeError]:
@@ -216,7 +200,7 @@ def node_preflight(
     inv = inventory_file.load()
     names = S.select_nodes(inv, config.nodes)
     allow = inventory_file.allow_remote_nodes
-    with _open(ssh, inv, names, allow, log=context.log) as sessions:
+    with _open(ssh, inv, names, log=context.log) as sessions:
         outcomes = S.run_preflight(sessions, inv, names, allow)
     lines, errors, warned, not_contacted = [], [], 0, []
     for name, outcome in outcomes.items():
@@ -286,7 +270,7 @@ def node_prep(
     inv = inventory_file.load()
     names = S.select_nodes(inv, config.nodes)
     allow = inventory_file.allow_remote_nodes
-    with _open(ssh, inv, names, allow, log=context.log) as sessions:
+    with _open(ssh, inv, names, log=context.log) as sessions:
         outcomes = S.run_node_prep(sessions, inv, names, apply=config.apply, allow_remote=allow)
     reboots = [
         n
@@ -315,7 +299,7 @@ def node_reboot(
     inv = inventory_file.load()
     names = S.select_nodes(inv, config.nodes)
     allow = inventory_file.allow_remote_nodes
-    with _open(ssh, inv, names, allow, log=context.log) as sessions:
+    with _open(ssh, inv, names, log=context.log) as sessions:
         outcomes = S.run_reboot(
             sessions, inv, names, apply=config.apply, allow_remote=allow, timeout_s=config.timeout_s
         )
@@ -360,7 +344,7 @@ def _k3s_step(
     allow = inventory_file.allow_remote_nodes
     token = k3s_token.token or None
     secrets = [token] if token else []
-    with _open(ssh, inv, names, allow, log=context.log, secrets=secrets) as sessions:
+    with _open(ssh, inv, names, log=context.log, secrets=secrets) as sessions:
         outcomes = S.run_k3s(
             sessions, inv, names, token=token, apply=config.apply, allow_remote=allow
         )
