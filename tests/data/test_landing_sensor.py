@@ -35,6 +35,10 @@ def test_first_tick_hands_everything_over_then_only_what_is_new(store, ledger):
     put_files(store, ["f100.jsonl"])
     new = evaluate_tick(store, ledger, quiet.cursor, T0 + timedelta(minutes=2))
     assert (new.listed, new.registered, len(new.batches)) == (1, 1, 2)
+    # A restarted daemon that lost its cursor re-scans, hands over nothing twice.
+    restart = evaluate_tick(store, ledger, LandingCursor(), T0 + timedelta(minutes=3))
+    assert (restart.listed, restart.registered) == (6, 0)
+    assert ledger.counts()["objects"] == 6
 
 
 def test_late_files_and_re_uploads_are_caught_by_the_periodic_re_scan(store, ledger):
