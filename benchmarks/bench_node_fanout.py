@@ -69,7 +69,9 @@ def measure(samples: int = SAMPLES) -> dict[str, float]:
 
     out: dict[str, list[float]] = {k: [] for k in ("apply", "reapply", "one", "four", "serial")}
     with tempfile.TemporaryDirectory(prefix="bench-fake-cluster-") as tmp:
-        cluster = FakeCluster(Path(tmp) / "cluster", port=None, reboot_delay_s=0.5)
+        cluster = FakeCluster(
+            Path(tmp) / "cluster", port=None, reboot_delay_s=0.5, die_with_parent=True
+        )
         cluster.up()
         try:
             inv = load_inventory(cluster.inventory_path)
@@ -134,7 +136,7 @@ node runs its own commands and only the SSH round trips share the controller.
 """
     write_section(
         "Node fan-out over SSH (fake-Pi cluster)",
-        "sudo uv run python -m benchmarks bench_node_fanout  (as root)",
+        "uv run python -m benchmarks bench_node_fanout (as root: the fake cluster needs it)",
         body,
     )
     print(body)

@@ -116,6 +116,13 @@ Subsystem sftp internal-sftp
 """
 
 
+def _term_with_parent() -> None:
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class FakeCluster:
     """Four fake Pis on loopback. Use `up()`/`down()`, or as a context manager."""
 
@@ -125,11 +132,14 @@ class FakeCluster:
         port: int | None = DEFAULT_PORT,
         nodes: tuple[FakeNodeSpec, ...] = DEFAULT_NODES,
         reboot_delay_s: float = 1.0,
+        die_with_parent: bool = False,
     ):
         self.state_dir = Path(state_dir).resolve()
         self.nodes = nodes
         self.port = port
         self.reboot_delay_s = reboot_delay_s
+        # Tests and benchmarks: the nodes stop if the process that started them dies.
+        self.die_with_parent = die_with_parent
         self._procs: dict[str, subprocess.Popen] = {}
 
     # paths
@@ -248,6 +258,7 @@ class FakeCluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_term_with_parent if self.die_with_parent else None,  # noqa: PLW1509
         )
         log.close()
         self._procs[name] = proc

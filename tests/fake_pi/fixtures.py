@@ -22,7 +22,7 @@ def fake_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeClust
     if missing:
         pytest.fail("the fake Pi cluster needs: " + ", ".join(missing) + " (see .ci/run)")
     state_dir: Path = tmp_path_factory.mktemp("fake-cluster")
-    cluster = FakeCluster(state_dir, port=None, reboot_delay_s=0.5)
+    cluster = FakeCluster(state_dir, port=None, reboot_delay_s=0.5, die_with_parent=True)
     cluster.up()
     try:
         yield cluster
