@@ -16,7 +16,10 @@ External tables sit over object-store prefixes laid out Hive-style (`<prefix>dt=
 Aggregates are real tables in both: in the DuckDB file locally, and on Trino Hive managed tables
 (Parquet, partitioned by `dt`) under the schema's location (`s3://<bucket>/warehouse/<schema>.db`
 by default). External tables cannot be deleted from in Trino, so the aggregates are managed: a
-day is replaced by dropping its partition (`DELETE ... WHERE dt = ...`) and inserting it again.
+day is replaced by dropping its partition (`DELETE ... WHERE dt = ...`, a metadata delete) and
+inserting it again. (`insert_existing_partitions_behavior = OVERWRITE` would do it in one commit,
+but on Trino 476 with the native S3 file system, file metastore and SeaweedFS the overwritten
+partition read back empty in our tests.)
 """
 
 import re

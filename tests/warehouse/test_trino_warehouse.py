@@ -116,6 +116,16 @@ def test_a_day_is_visible_once_its_partition_is_registered(trino_wh, trino, buck
     hourly_folder = f"s3://{trino.bucket}/metastore/{SCHEMA}/sensor_readings_hourly/dt={day}/"
     assert all(p[0].startswith(hourly_folder) for p in paths), paths
 
+    # a day that shrinks keeps nothing of its old rows; a day left empty has no rows at all
+    write_day(bucket_store, day, synthetic_day(day, ["pi-a"]))
+    assert build_hourly(trino_wh, day) == 24
+    devices = trino_wh.query(
+        "SELECT DISTINCT device_id FROM sensor_readings_hourly WHERE dt = :day", {"day": day}
+    )
+    assert devices.rows == [("pi-a",)]
+    bucket_store.delete(f"{layout.curated_day_prefix(day)}batch-0001.parquet")
+    assert build_hourly(trino_wh, day) == 0
+
 
 def test_the_assets_materialize_on_trino(trino, bucket_store):
     day = "2026-02-11"
