@@ -64,6 +64,10 @@ def missing_prerequisites() -> list[str]:
             missing.append(f"{tool} (Debian package {package})")
     if not Path("/usr/sbin/sshd").exists():
         missing.append("/usr/sbin/sshd (Debian package openssh-server)")
+    if not Path("/usr/bin/python3").exists():  # the stand-ins run on the system's python3
+        missing.append("/usr/bin/python3 (Debian package python3)")
+    if not Path("/mnt").is_dir():  # where each node sees its own state dir
+        missing.append("the directory /mnt")
     return missing
 
 
