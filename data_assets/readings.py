@@ -50,6 +50,7 @@ REASONS = {
     "timestamp_out_of_range": "reading_ts is before 2026-01-01 or more than a day in the future",
     "invalid_number": "a measure is not a finite number",
     "out_of_range": "a measure is outside the sensor's physical range",
+    "unreadable_row": "the row broke the parser in a way no other reason covers (see detail)",
     "object_missing": "the object was handed over but deleted before it could be read",
 }
 
@@ -308,6 +309,11 @@ def parse_object(key: str, data: bytes, now: datetime | None = None) -> ParsedOb
                     exc.day,
                     device if isinstance(device, str) and DEVICE_ID.fullmatch(device) else None,
                 )
+            )
+        except Exception as exc:  # a row must never fail the run: quarantine it and say why
+            raw = text if text is not None else lines[index].decode("utf-8", "backslashreplace")
+            result.rejections.append(
+                Rejection(key, line_no, "unreadable_row", f"{type(exc).__name__}: {exc}", _raw(raw))
             )
     if result.rows_read == 0:
         return whole_file("empty_file", "only a CSV header, no readings", first)

@@ -173,3 +173,20 @@ def test_huge_raw_line_is_truncated_in_the_record():
     parsed = parse("landing/a.jsonl", "x" * 100_000)
     assert reasons(parsed) == ["malformed_json"]
     assert len(parsed.rejections[0].raw) < 5000
+
+
+def test_a_row_that_breaks_the_parser_unexpectedly_is_quarantined_not_fatal(monkeypatch):
+    import data_assets.readings as readings
+
+    real = readings.validate
+
+    def flaky(record, key, line, now=None):
+        if line == 2:
+            raise RuntimeError("parser bug")
+        return real(record, key, line, now)
+
+    monkeypatch.setattr(readings, "validate", flaky)
+    parsed = parse("landing/a.jsonl", f"{GOOD_JSON}\n{GOOD_JSON}\n")
+    assert len(parsed.readings) == 1
+    assert reasons(parsed) == ["unreadable_row"]
+    assert "parser bug" in parsed.rejections[0].detail
