@@ -245,3 +245,31 @@ def test_the_schema_location_can_be_set_and_is_checked(tmp_path):
     env["PICLUSTER_WAREHOUSE_SCHEMA_LOCATION"] = "/data/warehouse"
     with pytest.raises(SettingsError, match="PICLUSTER_WAREHOUSE_SCHEMA_LOCATION"):
         load_settings(env)
+
+
+def test_a_step_waits_while_another_process_holds_the_duckdb_file(tmp_path, store):
+    """Steps run in parallel processes; DuckDB lets one process at a time open the file."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time\n"
+            f"c = duckdb.connect({str(path)!r})\n"
+            "print('holding', flush=True)\n"
+            "time.sleep(1.5)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        wh = DuckDBWarehouse(path=str(path), object_store_root=store.root)
+        with wh.session():
+            ensure_tables(wh)  # opens the file once the other process lets go
+            assert wh.query(sql("sensor_readings_count"), {"day": DAY}).rows == [(0,)]
+    finally:
+        holder.wait(timeout=60)
