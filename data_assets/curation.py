@@ -148,7 +148,16 @@ def curate_batch(
                     )
                 )
             continue
-        parsed = parse_object(version.key, data, now)
+        try:
+            parsed = parse_object(version.key, data, now)
+        except Exception as exc:  # a parser bug must not lose the file or fail the batch
+            if home == day:
+                text = data[:512].decode("utf-8", "backslashreplace")
+                detail = f"whole file: {type(exc).__name__}: {exc}"
+                quarantined.append(
+                    (Rejection(version.key, 0, "unreadable_row", detail, text), version.etag)
+                )
+            continue
         for reading in parsed.readings:
             reading_day = reading.day
             if reading_day == day:
