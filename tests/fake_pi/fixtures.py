@@ -1,10 +1,11 @@
-"""pytest fixtures for the FAKE Pi cluster; use them with
-`pytest_plugins = ["tests.fake_pi.fixtures"]` in a conftest.
+"""pytest fixtures for the FAKE Pi cluster. Import them into a conftest (`from
+tests.fake_pi.fixtures import fake_cluster, ...`) or name this module in the top-level
+conftest's `pytest_plugins` (pytest allows that only there).
 
 - `fake_cluster`: four fake Pis (session-wide, on a free port), stopped at the end of the
-  session. Tests that change nodes should call `fake_cluster.reset()` -> see `fresh_cluster`.
-- `fresh_cluster`: the same cluster with every node rebooted from a fresh image first.
-- `ssh_resource` / `ssh_targets`: an `SshResource` and `SshTarget`s for it.
+  session, and if the session is killed.
+- `fresh_cluster`: the same cluster with every node freshly imaged first (same keys and port).
+- `ssh_resource` / `ssh_targets`: an `SshResource` and `SshTarget`s (user `piadmin`) for it.
 """
 
 from collections.abc import Iterator
