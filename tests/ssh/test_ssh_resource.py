@@ -3,6 +3,7 @@
 Everything here goes over real SSH (paramiko client, OpenSSH server); only the Pi is fake.
 """
 
+import subprocess
 import threading
 import time
 
@@ -72,6 +73,21 @@ def test_unknown_host_key_is_refused_with_how_to_trust(fake_cluster, tmp_path):
     assert "unknown" in message
     assert f"ssh-keyscan -p {fake_cluster.port} -t ed25519 127.0.0.11 >> {empty}" in message
     assert "SHA256:" in message
+    # Following the message (after checking the fingerprint) is enough to connect.
+    keyscan = message.split("trust it with: ", 1)[1].split(" >> ")[0]
+    scanned = subprocess.run(keyscan.split(), capture_output=True, text=True, check=True)
+    assert caught.value.reason.split("offered ssh-ed25519 ")[1].split(",")[0].split()[0] in (
+        subprocess.run(
+            ["ssh-keygen", "-lf", "-"],
+            input=scanned.stdout,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    empty.write_text(scanned.stdout)
+    with resource.open(targets_for(fake_cluster)) as sessions:
+        assert sessions.run("pi-server", ["true"]).exit_code == 0
 
 
 def test_changed_host_key_is_refused(fake_cluster, tmp_path):
@@ -96,8 +112,6 @@ def test_changed_host_key_is_refused(fake_cluster, tmp_path):
 
 
 def test_wrong_key_fails_authentication_naming_the_host(fake_cluster, tmp_path):
-    import subprocess
-
     key = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     resource = ssh_resource_for(fake_cluster, private_key_path=str(key))
