@@ -96,6 +96,18 @@ def test_preflight_verdicts(overrides, item, level):
     assert levels(findings)[item] == level
 
 
+def test_trixie_is_supported():
+    facts = pi5_bookworm_facts(
+        os_release=F.parse_os_release(body("os-release.raspios.trixie.txt")),
+        rpi_issue=F.parse_rpi_issue(body("rpi-issue.raspios.trixie.txt")),
+    )
+    os_finding = next(
+        f for f in S.evaluate_preflight(EXAMPLE, "pi-agent-1", facts) if f.item == "os"
+    )
+    assert os_finding.level == "ok"
+    assert os_finding.value == ("Debian GNU/Linux 13 (trixie), Raspberry Pi reference 2026-06-18")
+
+
 def test_slow_storage_warns_with_the_etcd_rule():
     slow = F.FsyncProbe("fio", 18.5, 6.0)
     (finding,) = [
