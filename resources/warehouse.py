@@ -29,6 +29,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,11 +108,15 @@ class QueryResult:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
-def translate(sql: str, dialect: str, schema: str, catalog: str | None = None) -> tuple[str, list]:
+@lru_cache(maxsize=256)
+def translate(
+    sql: str, dialect: str, schema: str, catalog: str | None = None
+) -> tuple[str, tuple[str, ...]]:
     """Trino-dialect SQL with `:name` parameters -> (SQL for `dialect` with `?`, parameter names).
 
     Bare table names are qualified with `schema` (and `catalog`); names already qualified, CTE
-    names and table functions are left alone.
+    names and table functions are left alone. Pure, so cached: each statement is parsed once
+    per process.
     """
     import sqlglot
     from sqlglot import exp
@@ -137,7 +142,7 @@ def translate(sql: str, dialect: str, schema: str, catalog: str | None = None) -
             props.pop()
     text = tree.sql(dialect=dialect, comments=False)
     names = _PARAM_MARK_RE.findall(text)
-    return _PARAM_MARK_RE.sub("?", text), names
+    return _PARAM_MARK_RE.sub("?", text), tuple(names)
 
 
 def _bind(names: Sequence[str], params: Mapping[str, Any] | None) -> list:
@@ -227,7 +232,7 @@ class Warehouse(dg.ConfigurableResource):
 
     # -- shared SQL, written once ----------------------------------------------------------
 
-    def translate(self, sql: str) -> tuple[str, list]:
+    def translate(self, sql: str) -> tuple[str, tuple[str, ...]]:
         return translate(sql, self.kind, self.schema_name, self.catalog_name)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:

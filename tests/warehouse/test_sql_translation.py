@@ -11,7 +11,7 @@ def test_named_parameters_become_positional_in_order_of_appearance():
         "SELECT a FROM t WHERE dt BETWEEN :since_day AND :day AND b < :since_day", "duckdb", "s"
     )
     assert text == "SELECT a FROM s.t WHERE dt BETWEEN ? AND ? AND b < ?"
-    assert names == ["since_day", "day", "since_day"]
+    assert names == ("since_day", "day", "since_day")
 
 
 def test_bare_tables_are_qualified_but_ctes_and_qualified_names_are_not():
