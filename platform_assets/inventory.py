@@ -83,6 +83,24 @@ def _check_ipv4(value: str) -> str:
 IPv4Address = Annotated[str, AfterValidator(_check_ipv4)]
 
 
+def _check_network(value: str) -> str:
+    try:
+        ipaddress.IPv4Network(value, strict=True)
+    except ipaddress.NetmaskValueError as exc:
+        raise ValueError(f"{value} is not an IPv4 network ({exc})") from None
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            net = ipaddress.IPv4Network(value, strict=False)
+            raise ValueError(f"{value} has host bits set; did you mean {net}?") from None
+        raise ValueError(f"{value} is not an IPv4 network in CIDR form (a.b.c.d/n)") from None
+    if "/" not in value:
+        raise ValueError(f"{value} needs a prefix length, e.g. {value}/24")
+    return value
+
+
+IPv4Network = Annotated[str, AfterValidator(_check_network)]
+
+
 class _Strict(BaseModel):
     # A typo in a key ("adress") is an error, not a silently ignored field.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -127,21 +145,16 @@ class Network(_Strict):
     pod_cidr: str = Field("10.42.0.0/16", description="K3s cluster-cidr; a /24 per node.")
     service_cidr: str = Field("10.43.0.0/16", description="K3s service-cidr.")
 
+    trusted_cidrs: list[IPv4Network] = Field(
+        default_factory=list,
+        description="Networks besides the LAN allowed to reach SSH, the web ports and the K3s "
+        "API through the nodes' firewall (e.g. a VPN you administer from).",
+    )
+
     @field_validator("subnet", "pod_cidr", "service_cidr")
     @classmethod
     def _network(cls, value: str) -> str:
-        try:
-            ipaddress.IPv4Network(value, strict=True)
-        except ipaddress.NetmaskValueError as exc:
-            raise ValueError(f"{value} is not an IPv4 network ({exc})") from None
-        except ValueError as exc:
-            if "has host bits set" in str(exc):
-                net = ipaddress.IPv4Network(value, strict=False)
-                raise ValueError(f"{value} has host bits set; did you mean {net}?") from None
-            raise ValueError(f"{value} is not an IPv4 network in CIDR form (a.b.c.d/n)") from None
-        if "/" not in value:
-            raise ValueError(f"{value} needs a prefix length, e.g. {value}/24")
-        return value
+        return _check_network(value)
 
     @field_validator("gateway")
     @classmethod

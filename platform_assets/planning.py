@@ -330,18 +330,20 @@ def desired_firewall(inv: Inventory) -> str:
     """An nftables table of our own (K3s keeps its rules in its tables; nothing is flushed).
 
     It filters in prerouting, before kube-proxy's DNAT, so that NodePorts and MetalLB addresses
-    are covered too: SSH, the web ports and the API only from the LAN; NodePorts, etcd, the
-    kubelet and flannel only from the nodes and pods.
+    are covered too: SSH, the web ports and the API only from the LAN (plus the pods and the
+    inventory's `trusted_cidrs`); NodePorts, etcd, the kubelet and flannel only from the nodes
+    and pods.
     """
     net = inv.network
     nodes = ", ".join(n.address for n in inv.nodes)
+    lan = ", ".join([net.subnet, net.pod_cidr, *net.trusted_cidrs])
     return f"""{MANAGED}
 table inet picluster
 delete table inet picluster
 table inet picluster {{
 \tset lan {{
 \t\ttype ipv4_addr; flags interval
-\t\telements = {{ {net.subnet}, {net.pod_cidr} }}
+\t\telements = {{ {lan} }}
 \t}}
 \tset cluster {{
 \t\ttype ipv4_addr; flags interval

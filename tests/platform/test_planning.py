@@ -7,7 +7,7 @@ import pytest
 from platform_assets import facts as F
 from platform_assets import planning as P
 from platform_assets.facts import NodeFacts
-from platform_assets.inventory import load_inventory
+from platform_assets.inventory import load_inventory, parse_inventory
 from tests.platform.pi_facts import body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,6 +198,14 @@ def test_firewall_limits_ssh_and_nodeports():
     assert "th dport 30000-32767 ip saddr != @cluster drop" in rules
     assert "192.168.0.120, 192.168.0.121, 192.168.0.122, 192.168.0.123, 10.42.0.0/16" in rules
     assert "flush ruleset" not in rules  # K3s's own tables survive
+    assert "elements = { 192.168.0.0/24, 10.42.0.0/16 }" in rules
+
+
+def test_trusted_networks_reach_ssh_too():
+    data = INV.model_dump()
+    data["network"]["trusted_cidrs"] = ["10.8.0.0/24"]
+    inv = parse_inventory(data)
+    assert "elements = { 192.168.0.0/24, 10.42.0.0/16, 10.8.0.0/24 }" in P.desired_firewall(inv)
 
 
 TOKEN = "K10-secret-token::server:abc"  # noqa: S105
