@@ -36,6 +36,7 @@ class FakeNodeSpec:
     name: str
     address: str
     role: str
+    os: str = "bookworm"  # or "trixie" (Raspberry Pi OS 13: rpi-swap with zram)
 
 
 DEFAULT_NODES = (
@@ -227,6 +228,7 @@ class FakeCluster:
                     "address": node.address,
                     "port": self.port,
                     "role": node.role,
+                    "os": node.os,
                     "reboot_delay_s": self.reboot_delay_s,
                 },
                 indent=1,

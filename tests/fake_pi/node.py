@@ -136,30 +136,35 @@ class Node:
 
     def seed(self) -> None:
         cfg = self.cfg
+        release = cfg.get("os", "bookworm")
         etc = Path("/etc")
         for name in ("os-release", "hostname", "hosts"):
             (etc / name).unlink(missing_ok=True)
-        (etc / "os-release").write_text(self.seeds["os-release.raspios.bookworm.txt"])
-        (etc / "rpi-issue").write_text(self.seeds["rpi-issue.raspios.bookworm.txt"])
+        (etc / "os-release").write_text(self.seeds[f"os-release.raspios.{release}.txt"])
+        (etc / "rpi-issue").write_text(self.seeds[f"rpi-issue.raspios.{release}.txt"])
         (etc / "hostname").write_text("raspberrypi\n")
         (etc / "hosts").write_text(
             "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
             "ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n\n127.0.1.1\t\traspberrypi\n"
         )
-        # SYNTHETIC: the stock bookworm /etc/dphys-swapfile (CONF_SWAPSIZE=100 per pi-facts).
-        (etc / "dphys-swapfile").write_text(
-            "# /etc/dphys-swapfile - user settings for dphys-swapfile package (fake Pi)\n"
-            "CONF_SWAPSIZE=100\n"
-        )
+        if release == "bookworm":
+            # SYNTHETIC: the stock bookworm /etc/dphys-swapfile (CONF_SWAPSIZE=100, pi-facts).
+            (etc / "dphys-swapfile").write_text(
+                "# /etc/dphys-swapfile - user settings for dphys-swapfile package (fake Pi)\n"
+                "CONF_SWAPSIZE=100\n"
+            )
+        else:  # trixie: rpi-swap's package default (pi-facts rpi-swap-swap-conf.default.txt)
+            (etc / "rpi/swap.conf.d").mkdir(parents=True)
+            (etc / "rpi/swap.conf").write_text(self.seeds["rpi-swap-swap-conf.default.txt"])
         firmware = Path("/boot/firmware")
         firmware.mkdir(parents=True, exist_ok=True)
         (firmware / "cmdline.txt").write_text(self.cmdline_txt)
         for sub in ("sysctl.d", "systemd/system", "systemd/journald.conf.d", "rancher"):
             (etc / sub).mkdir(parents=True, exist_ok=True)
+        state = standin.initial_state(cfg["role"], "raspberrypi", release)
         self.add_users()
-        self.install_standins()
+        self.install_standins(state)
         self.seed_sys_and_proc()
-        state = standin.initial_state(cfg["role"], "raspberrypi")
         Path(standin.STATE).write_text(json.dumps(state, indent=1))
         # Stand-ins run as the SSH user too (reads need no sudo): they log and lock as anyone.
         for path in (standin.LOG, standin.LOCK):
@@ -193,17 +198,20 @@ class Node:
         drop_in.write_text("".join(sudoers))
         drop_in.chmod(0o440)
 
-    def install_standins(self) -> None:
+    def install_standins(self, state: dict) -> None:
         lib = Path(standin.STANDIN).parent
         lib.mkdir(parents=True, exist_ok=True)
         Path(standin.STANDIN).write_bytes(self.standin_source)
         Path(standin.STANDIN).chmod(0o755)
         for path in standin.LINKED:
             standin.link_command(path)
-        # Commands that come with packages a fresh Pi does not have, and K3s.
-        for paths in standin.PACKAGE_COMMANDS.values():
+        # Commands that come with packages: present only if the fresh Pi has the package.
+        for package, paths in standin.PACKAGE_COMMANDS.items():
             for path in paths:
-                Path(path).unlink(missing_ok=True)
+                if package in state["installed"]:
+                    standin.link_command(path)
+                else:
+                    Path(path).unlink(missing_ok=True)
         Path(standin.K3S_BIN).unlink(missing_ok=True)
 
     def seed_sys_and_proc(self) -> None:

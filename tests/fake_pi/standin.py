@@ -71,6 +71,7 @@ CATALOG = {
 }
 # Commands a package brings (linked to the stand-in when it is installed, removed with it).
 PACKAGE_COMMANDS = {
+    "dphys-swapfile": ["/usr/sbin/dphys-swapfile"],
     "fio": ["/usr/bin/fio"],
     "nftables": ["/usr/sbin/nft"],
     "ufw": ["/usr/sbin/ufw"],
@@ -106,6 +107,11 @@ PAGE_SIZE = "16384"  # the Pi 5's 2712 kernel (pi-facts getconf-pagesize.pi5.6.1
 KERNEL_RELEASE = "6.12.34+rpt-rpi-2712"
 KERNEL_VERSION = "#1 SMP PREEMPT Debian 1:6.12.34-1+rpt1~bookworm (2025-06-26)"
 K3S_COMMIT = "0fake000"
+# Raspberry Pi OS trixie swaps with rpi-swap (zram by default) instead of dphys-swapfile.
+TRIXIE_SWAP_PACKAGES = {"rpi-swap": "1.0.0", "systemd-zram-generator": "1.2.1-2"}
+TRIXIE_KERNEL = ("6.12.62+rpt-rpi-2712", "#1 SMP PREEMPT Debian 1:6.12.62-1+rpt1 (2025-12-18)")
+RPI_SWAP_CONF = "/etc/rpi/swap.conf"
+ZRAM_KIB = 2097148  # rpi-swap's zram: RAM x 1, capped at 2048 MiB
 
 
 class Exit(Exception):
@@ -118,13 +124,20 @@ class Exit(Exception):
 # --- state ------------------------------------------------------------------------------------
 
 
-def initial_state(role: str, hostname: str) -> dict:
+def initial_state(role: str, hostname: str, os_codename: str = "bookworm") -> dict:
+    installed = dict(BASE_PACKAGES)
+    units = {k: list(v) for k, v in BASE_UNITS.items()}
+    if os_codename == "trixie":
+        del installed["dphys-swapfile"]
+        del units["dphys-swapfile.service"]
+        installed.update(TRIXIE_SWAP_PACKAGES)
     return {
+        "os": os_codename,
         "role": role,
         "hostname": hostname,
-        "installed": dict(BASE_PACKAGES),
+        "installed": installed,
         "removed": [],
-        "units": {k: list(v) for k, v in BASE_UNITS.items()},
+        "units": units,
         "sysctl": dict(DEFAULT_SYSCTL),
         "modules": [],
         "ruleset": "",
@@ -585,13 +598,20 @@ def sysctl(args: list[str]) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
+def kernel() -> tuple[str, str]:
+    if read_state().get("os") == "trixie":
+        return TRIXIE_KERNEL
+    return KERNEL_RELEASE, KERNEL_VERSION
+
+
 def uname(args: list[str]) -> str:
     host = socket.gethostname()
+    release, version = kernel()
     parts = {
         "-s": "Linux",
         "-n": host,
-        "-r": KERNEL_RELEASE,
-        "-v": KERNEL_VERSION,
+        "-r": release,
+        "-v": version,
         "-m": "aarch64",
         "-p": "unknown",
         "-i": "unknown",
@@ -600,7 +620,7 @@ def uname(args: list[str]) -> str:
     if not args:
         return "Linux\n"
     if "-a" in args or "--all" in args:
-        return f"Linux {host} {KERNEL_RELEASE} {KERNEL_VERSION} aarch64 GNU/Linux\n"
+        return f"Linux {host} {release} {version} aarch64 GNU/Linux\n"
     flags = [f"-{c}" for a in args if a.startswith("-") and not a.startswith("--") for c in a[1:]]
     return " ".join(parts.get(f, "unknown") for f in flags) + "\n"
 
@@ -756,8 +776,8 @@ def hostnamectl(args: list[str]) -> str:
         return socket.gethostname() + "\n"
     return (
         f" Static hostname: {read('/etc/hostname').strip()}\n"
-        "Operating System: Debian GNU/Linux 12 (bookworm)\n"
-        f"          Kernel: Linux {KERNEL_RELEASE}\n    Architecture: arm64\n"
+        f"Operating System: {read('/etc/os-release').split('PRETTY_NAME=')[-1].split(chr(10))[0]}\n"
+        f"          Kernel: Linux {kernel()[0]}\n    Architecture: arm64\n"
     )
 
 
@@ -1023,7 +1043,43 @@ def boot(dtb_bootargs: str) -> None:
                     start_unit(state, unit)
                 except Exit:
                     entry[1] = "failed"
+        if "rpi-swap" in state["installed"]:
+            rpi_swap_at_boot()
         state["modules"] = [m for m in state["modules"] if m in modules_load_d()]
+
+
+def rpi_swap_mechanism() -> str:
+    """`Mechanism=` from /etc/rpi/swap.conf and its drop-ins (later files win); default auto."""
+    paths = [RPI_SWAP_CONF]
+    if os.path.isdir(RPI_SWAP_CONF + ".d"):
+        paths += sorted(
+            f"{RPI_SWAP_CONF}.d/{n}"
+            for n in os.listdir(RPI_SWAP_CONF + ".d")
+            if n.endswith(".conf")
+        )
+    mechanism = "auto"
+    for path in paths:
+        section = ""
+        for line in read(path).splitlines():
+            line = line.strip()
+            if line.startswith("["):
+                section = line
+            elif section == "[Main]" and line.startswith("Mechanism="):
+                mechanism = line.split("=", 1)[1].strip()
+    return mechanism
+
+
+def rpi_swap_at_boot() -> None:
+    """rpi-swap sets swap up at boot only (its changes need a reboot)."""
+    mechanism = rpi_swap_mechanism()
+    areas = swap_areas()
+    if mechanism in ("auto", "zram", "zram+file"):
+        areas.append(["/dev/zram0", "partition", str(ZRAM_KIB), "0", "100"])
+    if mechanism in ("swapfile", "file", "zram+file"):
+        with open(SWAPFILE, "wb") as f:
+            f.truncate(ZRAM_KIB * 1024)
+        areas.append([SWAPFILE, "file", str(ZRAM_KIB), "0", "-2"])
+    set_swap_areas(areas)
 
 
 def modules_load_d() -> set[str]:
@@ -1075,7 +1131,6 @@ LINKED = {
     "/usr/bin/hostnamectl",
     "/usr/sbin/swapoff",
     "/usr/sbin/swapon",
-    "/usr/sbin/dphys-swapfile",
     "/usr/bin/curl",
     "/usr/bin/wget",
     "/usr/sbin/reboot",

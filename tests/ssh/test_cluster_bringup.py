@@ -15,7 +15,8 @@ from platform_assets.assets import PLATFORM_ASSETS, InventoryFile, K3sToken, app
 from platform_assets.inventory import load_inventory
 from resources.kubernetes import KubernetesResource
 from resources.ssh import SshResource
-from tests.fake_pi.cluster import NO_SUDO_USER, FakeCluster
+from tests.fake_pi.cluster import DEFAULT_NODES, NO_SUDO_USER, FakeCluster, FakeNodeSpec
+from tests.fake_pi.fixtures import targets_for
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -202,3 +203,46 @@ def test_a_user_without_passwordless_sudo_gets_a_clear_error(fresh_cluster: Fake
         assert f"{node}: `sudo -n` needs a password for {NO_SUDO_USER}" in failure
     for node in NODES:
         assert changes_asked(cluster, node) == []
+
+
+@pytest.fixture
+def trixie_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """Four fake Pis on Raspberry Pi OS trixie (rpi-swap with zram instead of dphys-swapfile)."""
+    nodes = tuple(FakeNodeSpec(n.name, n.address, n.role, os="trixie") for n in DEFAULT_NODES)
+    cluster = FakeCluster(
+        tmp_path_factory.mktemp("trixie-cluster"),
+        port=None,
+        nodes=nodes,
+        reboot_delay_s=0.5,
+        die_with_parent=True,
+    )
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+def test_trixie_nodes_are_prepared_and_stay_without_swap(trixie_cluster: FakeCluster, tmp_path):
+    cluster = trixie_cluster
+    res = resources(cluster.inventory_path, tmp_path)
+    steps = ["node_preflight", "node_prep", "node_reboot"]
+    selection = [a for a in PLATFORM_ASSETS if a.key.to_user_string() in ("inventory", *steps)]
+    with res["ssh"].open(targets_for(cluster)) as sessions:
+        for node in NODES:  # a fresh trixie Pi swaps on zram, and has no dphys-swapfile
+            assert "/dev/zram0" in sessions.run(node, ["cat", "/proc/swaps"]).stdout
+            missing = sessions.run(node, ["dphys-swapfile"], sudo=True, check=False)
+            assert "dphys-swapfile: command not found" in missing.stderr
+    applied = dg.materialize(selection, resources=res, run_config=apply_run_config(steps=steps))
+    assert applied.success
+    assert metadata(applied, "node_reboot")["rebooted"] == 4
+    assert checks(applied)[("node_prep", "converged")]
+    again = dg.materialize(selection, resources=res, run_config=apply_run_config(steps=steps))
+    assert again.success
+    assert metadata(again, "node_prep")["changes"] == 0, metadata(again, "node_prep")["plan"]
+    with res["ssh"].open(targets_for(cluster)) as sessions:
+        for node in NODES:
+            # After the reboot rpi-swap set up no zram: `Mechanism=none` held.
+            swaps = sessions.run(node, ["cat", "/proc/swaps"]).stdout
+            assert swaps.count("\n") == 1, f"{node} has swap after reboot:\n{swaps}"
+            assert "trixie" in sessions.run(node, ["cat", "/etc/os-release"]).stdout
