@@ -24,6 +24,7 @@ from resources.warehouse import ExternalTable, QueryResult, Warehouse, check_day
 SQL_DIR = Path(__file__).parent / "sql"
 CURATED_READINGS = dg.AssetKey("curated_sensor_readings")
 QUARANTINE_TABLE = "sensor_quarantine"
+UNATTRIBUTED = "(unknown)"  # device_health's device for rejects no device can be tied to
 
 READINGS = ExternalTable(
     name=layout.READINGS_TABLE,
@@ -126,6 +127,8 @@ class DeviceHealthConfig(dg.Config):
     """A device is silent when its last reading is older than this at the day's end (or now)."""
     lookback_days: int = 7
     """How far back to look for a device's last reading, so yesterday's quiet devices show up."""
+    max_rejected_share: float = 0.05
+    """Above this share of rejected rows a device's check warns."""
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
@@ -212,6 +215,18 @@ def build_defs(settings: Settings) -> dg.Definitions:
         kinds={kind},
         partitions_def=daily_partitions,
         deps=[sensor_readings_table],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "no_silent_devices",
+                asset=layout.DEVICE_HEALTH_TABLE,
+                description="Every device seen in the look-back window reported recently.",
+            ),
+            dg.AssetCheckSpec(
+                "rejected_share_within_limit",
+                asset=layout.DEVICE_HEALTH_TABLE,
+                description="No device had more than `max_rejected_share` of its rows rejected.",
+            ),
+        ],
     )
     def device_health(
         context: dg.AssetExecutionContext, config: DeviceHealthConfig, warehouse: Warehouse
@@ -231,6 +246,36 @@ def build_defs(settings: Settings) -> dg.Definitions:
         health = warehouse.query(sql("device_health_report"), {"day": day})
         silent = [r[0] for r in health.rows if r[1]]
         rejected = sum(int(r[3]) for r in health.rows)
+        # Rows no device can be tied to are counted in the table, not held against a device.
+        too_many_rejects = [
+            f"{r[0]} ({r[4]:.1%})"
+            for r in health.rows
+            if r[0] != UNATTRIBUTED and r[4] is not None and r[4] > config.max_rejected_share
+        ]
+        # Warnings, not failures: a quiet or noisy device is news, not a reason to stop the graph.
+        checks = [
+            dg.AssetCheckResult(
+                check_name="no_silent_devices",
+                passed=not silent,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "silent": ", ".join(silent) or "none",
+                    "silent_after_minutes": config.silent_after_minutes,
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name="rejected_share_within_limit",
+                passed=not too_many_rejects,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "over_limit": ", ".join(too_many_rejects) or "none",
+                    "max_rejected_share": config.max_rejected_share,
+                    "unattributed_rejects": sum(
+                        int(r[3]) for r in health.rows if r[0] == UNATTRIBUTED
+                    ),
+                },
+            ),
+        ]
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
@@ -239,7 +284,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 "silent": ", ".join(silent) or "none",
                 "rejected_rows": rejected,
                 "health": dg.MetadataValue.md(markdown_table(health)),
-            }
+            },
+            check_results=checks,
         )
 
     return dg.Definitions(assets=[sensor_readings_table, sensor_readings_hourly, device_health])

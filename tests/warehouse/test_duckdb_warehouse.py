@@ -198,8 +198,14 @@ def test_the_assets_materialize_a_day_with_readable_metadata(tmp_path, store):
     health = result.asset_materializations_for_node("device_health")[0].metadata
     assert health["silent"].value == "pi-node-3"
     assert health["dagster/row_count"].value == 4
-    checks = result.get_asset_check_evaluations()
-    assert [c.passed for c in checks] == [True]
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["hourly_counts_match_readings"].passed
+    assert not checks["no_silent_devices"].passed  # pi-node-3, a warning
+    assert checks["no_silent_devices"].severity == dg.AssetCheckSeverity.WARN
+    assert checks["no_silent_devices"].metadata["silent"].value == "pi-node-3"
+    # the one rejected row is nobody's: counted, but not held against a device
+    assert checks["rejected_share_within_limit"].passed
+    assert checks["rejected_share_within_limit"].metadata["unattributed_rejects"].value == 1
 
 
 def test_factory_picks_the_profile_warehouse(tmp_path):

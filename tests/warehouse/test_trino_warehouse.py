@@ -152,7 +152,12 @@ def test_the_assets_materialize_on_trino(trino, bucket_store):
     assert table["partitions_registered"].value == "sensor_readings"
     health = result.asset_materializations_for_node("device_health")[0].metadata
     assert health["silent"].value == "pi-a"
-    assert [c.passed for c in result.get_asset_check_evaluations()] == [True]
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {
+        "hourly_counts_match_readings": True,
+        "no_silent_devices": False,
+        "rejected_share_within_limit": True,
+    }
 
 
 def _close(a, b) -> bool:
