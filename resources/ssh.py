@@ -271,6 +271,13 @@ class NodeSessions:
 
         res = self._resource
         known_hosts = str(Path(res.known_hosts_path).expanduser())
+        key_path = Path(res.private_key_path).expanduser()
+        if not key_path.is_file():
+            raise NodeAuthFailed(
+                target.name,
+                f"private key {key_path} does not exist (inventory ssh.private_key_path); "
+                "create one with `ssh-keygen -t ed25519` and authorize it on the node",
+            )
         client = paramiko.SSHClient()
         # known_hosts only: never the user's ~/.ssh, never AutoAdd or Warning.
         try:
@@ -290,7 +297,7 @@ class NodeSessions:
                 target.address,
                 port=target.port,
                 username=target.user,
-                key_filename=str(Path(res.private_key_path).expanduser()),
+                key_filename=str(key_path),
                 timeout=timeout,
                 banner_timeout=timeout,
                 auth_timeout=timeout,
@@ -309,6 +316,13 @@ class NodeSessions:
                 f"console, remove the old line with `ssh-keygen -R '{target.known_hosts_name}' "
                 f"-f {known_hosts}` and trust the new key; otherwise someone may be "
                 "intercepting the connection.",
+            ) from None
+        except paramiko.PasswordRequiredException:
+            client.close()
+            raise NodeAuthFailed(
+                target.name,
+                f"private key {key_path} is encrypted; the platform needs a key without a "
+                "passphrase (a deploy key kept only where the platform runs)",
             ) from None
         except paramiko.AuthenticationException as exc:
             client.close()

@@ -250,3 +250,26 @@ def test_wait_reachable_reconnects_after_a_reboot(ssh_resource, ssh_targets):
             time.sleep(0.1)
         assert after != before
         assert sessions.connections_opened["pi-agent-3"] == 2  # the reboot cut the first one
+
+
+def test_missing_or_encrypted_private_key_is_named(fake_cluster, tmp_path):
+    missing = ssh_resource_for(fake_cluster, private_key_path=str(tmp_path / "no_such_key"))
+    with (
+        missing.open(targets_for(fake_cluster)) as sessions,
+        pytest.raises(NodeAuthFailed) as caught,
+    ):
+        sessions.run("pi-server", ["true"])
+    assert str(caught.value).startswith("pi-server: private key ") and "does not exist" in str(
+        caught.value
+    )
+    key = tmp_path / "locked_key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(key)], check=True
+    )
+    locked = ssh_resource_for(fake_cluster, private_key_path=str(key))
+    with (
+        locked.open(targets_for(fake_cluster)) as sessions,
+        pytest.raises(NodeAuthFailed) as caught,
+    ):
+        sessions.run("pi-server", ["true"])
+    assert "is encrypted" in str(caught.value)
