@@ -383,16 +383,19 @@ class NodeSessions:
         client = self._client(node_name)
         if self.log is not None:
             self.log.info(f"[{node_name}] $ {shown}")
+        from paramiko import SSHException
+
         try:
             exit_code, out, err = self._exec(client, node_name, text, timeout, stdin)
         except CommandTimedOut as exc:
             raise CommandTimedOut(
                 node_name, f"`{shown}` did not finish within {timeout:g}s"
             ) from exc.__cause__
-        except (EOFError, OSError) as exc:
+        except (EOFError, OSError, SSHException) as exc:
             self._drop(node_name)
+            reason = self.redact(str(exc)) or type(exc).__name__
             raise NodeUnreachable(
-                node_name, f"connection lost while running `{shown}`: {exc or type(exc).__name__}"
+                node_name, f"connection lost while running `{shown}`: {reason}"
             ) from None
         result = CommandResult(node_name, shown, exit_code, out, err)
         if sudo and exit_code == 1 and any(m in err for m in _SUDO_PASSWORD_MARKERS):
