@@ -161,6 +161,13 @@ def test_timeout_names_the_host_and_leaves_the_connection_usable(ssh_resource, s
         assert "sleep 30" in str(caught.value)
         assert sessions.run("pi-server", ["echo", "still here"]).stdout == "still here\n"
         assert sessions.connections_opened["pi-server"] == 1
+        # The timed-out command was stopped on the node, not left running.
+        for _ in range(100):
+            left = sessions.run("pi-server", ["pgrep", "-x", "sleep"], check=False)
+            if left.exit_code == 1:
+                break
+            time.sleep(0.05)
+        assert left.exit_code == 1, f"still running: {left.stdout}"
 
 
 def test_unreachable_node_is_named(fake_cluster):
