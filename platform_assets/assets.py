@@ -5,8 +5,9 @@ change (before -> after, commands) as markdown, and changes nothing. `apply: tru
 config (or the `apply_cluster` job) applies, then re-reads the facts; the `converged` checks
 prove nothing is left to do.
 
-Per node, but not partitioned: each step fans out over the nodes inside one run, so a run holds
-one SSH connection per host and the cluster-wide K3s steps can follow the per-node ones in the
+Per node, but not partitioned: each step fans out over the nodes inside one run (one SSH
+connection per host for the step; under the default executor each step is its own process, so
+a connection cannot outlive it), and the cluster-wide K3s steps follow the per-node ones in the
 same job (an asset job cannot mix per-node partitions with unpartitioned assets). The `nodes`
 config limits a run to some nodes; every result shows one row per node.
 """
