@@ -104,6 +104,8 @@ DEFAULT_SYSCTL = {
     "net.core.somaxconn": "4096",
 }
 PAGE_SIZE = "16384"  # the Pi 5's 2712 kernel (pi-facts getconf-pagesize.pi5.6.12.47.txt)
+# From the Pi 5 capture seed/uname-a.pi5.bookworm-6.12.34.txt (and for trixie
+# kernel-version.pi5.trixie-6.12.62.partial.txt in pi-facts).
 KERNEL_RELEASE = "6.12.34+rpt-rpi-2712"
 KERNEL_VERSION = "#1 SMP PREEMPT Debian 1:6.12.34-1+rpt1~bookworm (2025-06-26)"
 K3S_COMMIT = "0fake000"
@@ -646,6 +648,7 @@ def timedatectl(args: list[str]) -> str:
     if args and args[0] in ("set-ntp", "set-timezone"):
         require_root("timedatectl", "Failed to set: Access denied\n")
         return ""
+    # Labels as in seed/timedatectl.pi.synced.txt; a Pi 5 has an RTC, so it shows a time.
     stamp = time.strftime("%a %Y-%m-%d %H:%M:%S", time.gmtime(now))
     return (
         f"               Local time: {stamp} GMT\n"
@@ -1019,6 +1022,7 @@ def boot(dtb_bootargs: str) -> None:
     """
     cmdline = f"{dtb_bootargs.strip()}  {read(CMDLINE_TXT).strip()}".strip()
     write("/proc/cmdline", cmdline + "\n")
+    # Without memory: "cpuset cpu io pids", as in seed/cgroup-controllers.pi5.no-memory.txt.
     controllers = ["cpuset", "cpu", "io", "memory", "pids"]
     if not memory_controller_enabled(cmdline):
         controllers.remove("memory")
