@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 UV_VERSION=0.13.8
 TEMURIN_HOME="${PICLUSTER_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 # Debian packages the test services come from (see DESIGN.md "Real components in tests").
-TEST_DEBS=(postgresql-15 openssh-server bubblewrap sudo iproute2 procps maven)
+TEST_DEBS=(postgresql-15 openssh-server bubblewrap sudo nftables iproute2 procps maven)
 
 say() { printf '[bootstrap] %s\n' "$*"; }
 
