@@ -43,9 +43,10 @@ need_debs() {
   $sudo apt-get update -qq
   # Only the binaries are needed; the tests start their own servers in temp dirs.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The Debian packages may start system services; the tests never use them.
-  $sudo service ssh stop >/dev/null 2>&1 || true
-  $sudo service postgresql stop >/dev/null 2>&1 || true
+  # A freshly installed package may start its system service; the tests never use it (they start
+  # their own servers in temp dirs), so stop only the ones this step brought.
+  case " ${missing[*]} " in *" openssh-server "*) $sudo service ssh stop >/dev/null 2>&1 || true ;; esac
+  case " ${missing[*]} " in *" postgresql-15 "*) $sudo service postgresql stop >/dev/null 2>&1 || true ;; esac
 }
 
 need_java() {
