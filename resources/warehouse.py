@@ -24,7 +24,7 @@ partition read back empty in our tests.)
 
 import re
 import time
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -157,7 +157,7 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class Warehouse(dg.ConfigurableResource):
+class Warehouse(dg.ConfigurableResource, ABC):
     """Runs the platform's Trino-dialect SQL on the active warehouse.
 
     One connection per step: opened on first use, closed when the step ends.
