@@ -189,6 +189,23 @@ class _LineLog:
 # --- sessions -------------------------------------------------------------------------------
 
 
+def _signal(channel: Any, name: str) -> None:
+    """Asks sshd to send signal `name` to a command: closing the channel alone leaves it running
+    on the node. RFC 4254 6.9 `signal` request, honoured by OpenSSH >= 7.9 for command sessions;
+    paramiko has no call for it, so the message is built here. Failing to send it is harmless."""
+    from paramiko.common import cMSG_CHANNEL_REQUEST
+    from paramiko.message import Message
+
+    with contextlib.suppress(Exception):
+        m = Message()
+        m.add_byte(cMSG_CHANNEL_REQUEST)
+        m.add_int(channel.remote_chanid)
+        m.add_string("signal")
+        m.add_boolean(False)
+        m.add_string(name)
+        channel.transport._send_user_message(m)
+
+
 class _RejectUnknownHostKey:
     """paramiko's RejectPolicy, remembering the offered key so the error can show it."""
 
@@ -460,6 +477,7 @@ class NodeSessions:
                     raise EOFError("channel closed before the command exited")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    _signal(channel, "KILL")
                     raise CommandTimedOut(node, "timeout")
                 if not drained:
                     select.select([channel], [], [], min(remaining, 0.5))
