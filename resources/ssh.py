@@ -477,7 +477,7 @@ class NodeSessions:
                     raise EOFError("channel closed before the command exited")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    _signal(channel, "KILL")
+                    _signal(channel, "TERM")  # sudo passes TERM on to the command
                     raise CommandTimedOut(node, "timeout")
                 if not drained:
                     select.select([channel], [], [], min(remaining, 0.5))

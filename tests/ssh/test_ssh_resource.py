@@ -167,11 +167,12 @@ def _running(argv: list[str]) -> bool:
     return False
 
 
-def test_timeout_names_the_host_and_leaves_the_connection_usable(ssh_resource, ssh_targets):
-    slow = ["sleep", f"29.{os.getpid()}"]  # unique to this session
+@pytest.mark.parametrize("sudo", [False, True])
+def test_timeout_names_the_host_and_leaves_the_connection_usable(ssh_resource, ssh_targets, sudo):
+    slow = ["sleep", f"29.{os.getpid()}{int(sudo)}"]  # unique to this session
     with ssh_resource.open(ssh_targets) as sessions:
         with pytest.raises(CommandTimedOut) as caught:
-            sessions.run("pi-server", slow, timeout_s=0.5)
+            sessions.run("pi-server", slow, timeout_s=0.5, sudo=sudo)
         assert str(caught.value).startswith("pi-server: ")
         assert f"sleep {slow[1]}" in str(caught.value)
         assert sessions.run("pi-server", ["echo", "still here"]).stdout == "still here\n"
