@@ -185,14 +185,16 @@ def curate_batch(
     for info in store.list(curated_day_prefix(day)):
         if info.key == curated_key or not info.key.endswith(".parquet"):
             continue
-        table = _read_parquet(store.get(info.key), ["device_id", "reading_ts"])
-        seen.update(
-            zip(
+        try:
+            table = _read_parquet(store.get(info.key), ["device_id", "reading_ts"])
+            idents = zip(
                 table.column("device_id").to_pylist(),
                 table.column("reading_ts").cast(pa.int64()).to_pylist(),
                 strict=True,
             )
-        )
+            seen.update(idents)
+        except Exception:  # noqa: S112 - a foreign file: the schema check names it and fails
+            continue
 
     kept: list[Reading] = []
     devices = result.devices
@@ -291,7 +293,11 @@ def verify(store: ObjectStore, result: CurationResult) -> None:
         if not info.key.endswith(".parquet"):
             continue
         files += 1
-        table = _read_parquet(store.get(info.key))
+        try:
+            table = _read_parquet(store.get(info.key))
+        except Exception as exc:
+            schema_problems.append(f"{info.key}: not readable as Parquet: {exc}")
+            continue
         if not table.schema.equals(expected, check_metadata=False):
             schema_problems.append(
                 f"{info.key}: {table.schema.to_string(show_schema_metadata=False)}"

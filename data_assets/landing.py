@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from data_assets.layout import LANDING_PREFIX
 from data_assets.readings import EARLIEST
@@ -16,7 +16,8 @@ def home_day(info: ObjectInfo, today: date | None = None) -> str:
     """The day a landing object is first curated for: the last date named in its key (devices
     name files by the day they cover), else the UTC day it was uploaded. Rows for other days are
     discovered when it is parsed and scheduled for those days."""
-    latest = (today or datetime.now(UTC).date()) + timedelta(days=1)
+    # Not after today: a day's partition exists from that day on.
+    latest = today or datetime.now(UTC).date()
     for match in reversed(list(_DATE_IN_KEY.finditer(info.key))):
         try:
             named = date(int(match[1]), int(match[2]), int(match[3]))

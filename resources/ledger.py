@@ -250,16 +250,23 @@ class LedgerStore:
             ],
         )
 
-    def assign_batches(self, max_objects: int, max_batches: int) -> list[Batch]:
+    def assign_batches(
+        self, max_objects: int, max_batches: int, latest_day: str | None = None
+    ) -> list[Batch]:
         """Groups unassigned pending (version, day) pairs into new batches of at most
-        `max_objects` objects, one day per batch, oldest day first."""
+        `max_objects` objects, one day per batch, oldest day first. Days after `latest_day`
+        wait (their partition does not exist yet)."""
         import sqlalchemy as sa
 
         od = self.t["object_days"]
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(od.c.day, od.c.object_key, od.c.etag)
-                .where(od.c.status == PENDING, od.c.batch_id.is_(None))
+                .where(
+                    od.c.status == PENDING,
+                    od.c.batch_id.is_(None),
+                    od.c.day <= (latest_day or "9999-12-31"),
+                )
                 .order_by(od.c.day, od.c.object_key, od.c.etag)
                 .limit(max_objects * max_batches)
             ).all()

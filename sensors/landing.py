@@ -150,7 +150,9 @@ def evaluate_tick(
     if rescan:
         outcome.cursor.rescanned_at = now
 
-    ledger.assign_batches(max_batch_objects, max_runs)
+    # Readings up to a day ahead of the clock are valid, but their day's partition only exists
+    # from that day on: they wait in the ledger until then.
+    ledger.assign_batches(max_batch_objects, max_runs, latest_day=now.date().isoformat())
     for batch in ledger.open_batches(limit=max_runs * 5):
         if batch.created_at is not None and now - batch.created_at > REREQUEST_WINDOW:
             outcome.stale_batches.append(batch.batch_id)

@@ -184,3 +184,43 @@ def test_unseen_bad_files_never_crash_and_every_row_is_accounted_for(store, ledg
         "not_an_object",
     ]
     assert result.duplicates_dropped == 1  # the repeated reading in mixed.jsonl
+
+
+def test_a_foreign_file_in_the_curated_day_fails_the_blocking_check_and_stops_downstream(
+    local_store, tmp_path
+):
+    import dagster as dg
+    import pyarrow as pa
+
+    from data_assets.curated import curated_sensor_readings
+    from resources.ledger import SqliteLedger
+
+    local_store.put(
+        f"landing/{DAY}/10/env-01-20261124T1000Z.jsonl",
+        (GOOD.format(d="env-01", ts=f"{DAY}T10:00:00Z") + "\n").encode(),
+    )
+    rogue = io.BytesIO()
+    pq.write_table(pa.table({"device_id": ["x"], "temp": [1.0]}), rogue)
+    local_store.put(f"{curated_day_prefix(DAY)}hand-copied.parquet", rogue.getvalue())
+
+    @dg.asset(deps=[curated_sensor_readings], partitions_def=curated_sensor_readings.partitions_def)
+    def downstream_table() -> None:
+        raise AssertionError("must not run after a failed blocking check")
+
+    ledger = SqliteLedger(path=str(tmp_path / "ledger.sqlite"))
+    result = dg.materialize(
+        [curated_sensor_readings, downstream_table],
+        partition_key=DAY,
+        resources={"object_store": local_store, "ledger": ledger},
+        raise_on_error=False,
+    )
+    assert not result.success
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not checks["schema_and_ranges"].passed
+    assert "hand-copied.parquet" in str(checks["schema_and_ranges"].metadata)
+    assert checks["reconciliation"].passed
+    assert "downstream_table" not in {
+        e.step_key for e in result.all_events if e.event_type_value == "STEP_START"
+    }
+    # The batch stays pending, so curating again after the fix picks it up.
+    assert ledger.store().counts()["open_batches"] == 1

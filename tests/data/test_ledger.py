@@ -64,3 +64,11 @@ def test_describe_hides_the_password():
     store = LedgerStore("sqlite://")
     assert "sqlite" in store.describe()
     assert "s3cret" not in LedgerStore.__new__(LedgerStore).__class__.__name__
+
+
+def test_days_whose_partition_does_not_exist_yet_wait(ledger: LedgerStore):
+    ledger.register([info("landing/a"), info("landing/b")], ["2026-11-24", "2026-11-26"])
+    (today,) = ledger.assign_batches(10, 10, latest_day="2026-11-25")
+    assert today.day == "2026-11-24"
+    (tomorrow,) = ledger.assign_batches(10, 10, latest_day="2026-11-26")
+    assert tomorrow.day == "2026-11-26"
