@@ -12,7 +12,7 @@ re-delivered tick or a retried run reads it and carries on.
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -251,22 +251,31 @@ class LedgerStore:
         )
 
     def assign_batches(
-        self, max_objects: int, max_batches: int, latest_day: str | None = None
+        self,
+        max_objects: int,
+        max_batches: int,
+        latest_day: str | None = None,
+        *,
+        skip_days: Collection[str] = (),
+        per_day: int | None = None,
     ) -> list[Batch]:
         """Groups unassigned pending (version, day) pairs into new batches of at most
-        `max_objects` objects, one day per batch, oldest day first. Days after `latest_day`
-        wait (their partition does not exist yet)."""
+        `max_objects` objects, one day per batch, oldest day first, at most `per_day` batches a
+        day. Days after `latest_day` (their partition does not exist yet) and `skip_days` wait."""
         import sqlalchemy as sa
 
         od = self.t["object_days"]
+        conditions = [
+            od.c.status == PENDING,
+            od.c.batch_id.is_(None),
+            od.c.day <= (latest_day or "9999-12-31"),
+        ]
+        if skip_days:
+            conditions.append(od.c.day.not_in(sorted(skip_days)))
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(od.c.day, od.c.object_key, od.c.etag)
-                .where(
-                    od.c.status == PENDING,
-                    od.c.batch_id.is_(None),
-                    od.c.day <= (latest_day or "9999-12-31"),
-                )
+                .where(*conditions)
                 .order_by(od.c.day, od.c.object_key, od.c.etag)
                 .limit(max_objects * max_batches)
             ).all()
@@ -275,8 +284,8 @@ class LedgerStore:
             by_day.setdefault(day, []).append(ObjectVersion(key, etag))
         batches: list[Batch] = []
         for day, versions in by_day.items():
-            for chunk in _chunks(versions, max_objects):
-                if len(batches) < max_batches:
+            for n, chunk in enumerate(_chunks(versions, max_objects)):
+                if len(batches) < max_batches and (per_day is None or n < per_day):
                     batches.append(Batch(batch_id_for(day, chunk), day, list(chunk)))
         self.save_batches(batches)
         return batches

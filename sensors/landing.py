@@ -150,11 +150,23 @@ def evaluate_tick(
     if rescan:
         outcome.cursor.rescanned_at = now
 
-    # Readings up to a day ahead of the clock are valid, but their day's partition only exists
-    # from that day on: they wait in the ledger until then.
-    ledger.assign_batches(max_batch_objects, max_runs, latest_day=now.date().isoformat())
+    def is_stale(batch: Batch) -> bool:
+        return batch.created_at is not None and now - batch.created_at > REREQUEST_WINDOW
+
+    # One batch per day in flight: a batch de-duplicates against what the day already holds, so
+    # two runs of one day at once could both keep a reading. A failed batch stops holding its day
+    # once it is stale. Readings up to a day ahead of the clock are valid, but their day's
+    # partition only exists from that day on: they wait in the ledger until then.
+    busy = {b.day for b in ledger.open_batches(limit=max_runs * 5) if not is_stale(b)}
+    ledger.assign_batches(
+        max_batch_objects,
+        max_runs,
+        latest_day=now.date().isoformat(),
+        skip_days=busy,
+        per_day=1,
+    )
     for batch in ledger.open_batches(limit=max_runs * 5):
-        if batch.created_at is not None and now - batch.created_at > REREQUEST_WINDOW:
+        if is_stale(batch):
             outcome.stale_batches.append(batch.batch_id)
         elif len(outcome.batches) < max_runs:
             outcome.batches.append(batch)

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from data_assets.curated import curated_sensor_readings
+from data_assets.curation import STAT_KEYS
 from data_assets.simulator import FaultRates, simulate_day
 from resources.ledger import SqliteLedger
 from sensors.landing import LandingCursor, evaluate_tick, landing_files
@@ -34,7 +35,9 @@ def test_first_tick_hands_everything_over_then_only_what_is_new(store, ledger):
     assert [b.batch_id for b in quiet.batches] == [b.batch_id for b in first.batches]
     put_files(store, ["f100.jsonl"])
     new = evaluate_tick(store, ledger, quiet.cursor, T0 + timedelta(minutes=2))
-    assert (new.listed, new.registered, len(new.batches)) == (1, 1, 2)
+    # Handed over, but it waits: the day's first batch is still in flight.
+    assert (new.listed, new.registered, len(new.batches)) == (1, 1, 1)
+    assert ledger.counts()["pending"] == 6
     # A restarted daemon that lost its cursor re-scans, hands over nothing twice.
     restart = evaluate_tick(store, ledger, LandingCursor(), T0 + timedelta(minutes=3))
     assert (restart.listed, restart.registered) == (6, 0)
@@ -54,15 +57,24 @@ def test_late_files_and_re_uploads_are_caught_by_the_periodic_re_scan(store, led
     assert ledger.counts()["objects"] == 4
 
 
-def test_batches_are_bounded_and_a_redelivered_tick_gives_the_same_run_keys(store, ledger):
+def test_batches_are_bounded_one_per_day_in_flight_and_redelivery_safe(store, ledger):
     put_files(store, [f"f{i:03d}.jsonl" for i in range(25)])
+    put_files(store, ["g.jsonl"], day="2026-11-23")
     cursor = LandingCursor()
     first = evaluate_tick(store, ledger, cursor, T0, max_batch_objects=10)
-    assert sorted(len(b.objects) for b in first.batches) == [5, 10, 10]
+    assert sorted((b.day, len(b.objects)) for b in first.batches) == [
+        ("2026-11-23", 1),
+        (DAY, 10),
+    ]
     # The daemon lost the tick's result and evaluates again from the old cursor.
     again = evaluate_tick(store, ledger, cursor, T0, max_batch_objects=10)
     assert [b.batch_id for b in again.batches] == [b.batch_id for b in first.batches]
-    assert ledger.counts()["objects"] == 25
+    assert ledger.counts()["objects"] == 26
+    # While a day's batch is in flight its other objects wait; then the next batch follows.
+    for batch in first.batches:
+        ledger.finish_batch(batch.batch_id, "run", dict.fromkeys(STAT_KEYS, 0))
+    later = evaluate_tick(store, ledger, first.cursor, T0, max_batch_objects=10)
+    assert [(b.day, len(b.objects)) for b in later.batches] == [(DAY, 10)]
 
 
 def test_sensor_says_why_it_skips_and_requests_one_run_per_batch(local_store, tmp_path):
