@@ -131,7 +131,8 @@ def curated_sensor_readings(
     context.log.info(f"curating batch {batch.batch_id}: {len(batch.objects)} objects for {day}")
     result = curate_batch(object_store, store, batch)
     if result.passed:
-        store.finish_batch(batch.batch_id, context.run.run_id, result.stats)
+        if batch.objects:
+            store.finish_batch(batch.batch_id, context.run.run_id, result.stats)
     else:
         context.log.error(
             f"batch {batch.batch_id} failed its checks; the ledger keeps it pending so a re-run "

@@ -384,7 +384,9 @@ class LedgerStore:
         with self.engine.begin() as conn:
             batch_day = conn.execute(
                 sa.select(b.c.day).where(b.c.batch_id == batch_id)
-            ).scalar_one()
+            ).scalar_one_or_none()
+            if batch_day is None:
+                raise KeyError(f"batch {batch_id!r} is not in the {self.describe()}")
             conn.execute(
                 sa.update(od)
                 .where(od.c.batch_id == batch_id, od.c.day == batch_day)

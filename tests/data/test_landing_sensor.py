@@ -140,3 +140,22 @@ def test_time_first_uploads_that_overtake_each_other_are_caught_without_a_re_sca
     assert not quiet.rescanned
     assert quiet.registered == 2
     assert quiet.listed == 4  # from the hour before the cursor's hour on, not the whole bucket
+
+
+def test_a_manual_run_curates_what_is_pending_and_a_second_one_finds_nothing_new(
+    local_store, tmp_path
+):
+    for upload in simulate_day(DAY, devices=1, seed=2).uploads:
+        local_store.put(upload.key, upload.data)
+    resources = {
+        "object_store": local_store,
+        "ledger": SqliteLedger(path=str(tmp_path / "ledger.sqlite")),
+    }
+    runs = [
+        dg.materialize([curated_sensor_readings], partition_key=DAY, resources=resources)
+        for _ in range(2)
+    ]
+    first, second = (r.asset_materializations_for_node("curated_sensor_readings")[0] for r in runs)
+    assert first.metadata["rows_curated"].value == 24 * 60
+    assert second.metadata["rows_read"].value == 0
+    assert second.metadata["dagster/row_count"].value == 24 * 60
