@@ -31,7 +31,7 @@ bench:
 	uv run --frozen python -m benchmarks
 
 fake-cluster:
-	@scripts/bootstrap.sh test
+	@scripts/bootstrap.sh fake
 	uv run --frozen python -m tests.fake_pi up
 
 fake-cluster-down:

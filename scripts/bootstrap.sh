@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine lacks for `make dev` (what=dev) or `make test` (what=test).
+# Installs what a fresh machine lacks for `make dev` (what=dev), `make fake-cluster` (what=fake)
+# or `make test` (what=test).
 # Idempotent: each step checks first and does nothing when the thing is already there.
 set -euo pipefail
 what="${1:-dev}"
@@ -7,8 +8,11 @@ cd "$(dirname "$0")/.."
 
 UV_VERSION=0.13.8
 TEMURIN_HOME="${PICLUSTER_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
-# Debian packages the test services come from (see DESIGN.md "Real components in tests").
-TEST_DEBS=(postgresql-15 openssh-server bubblewrap sudo nftables iproute2 procps maven)
+# Debian packages the fake-Pi cluster needs: sshd per node, sudo inside the nodes, unshare.
+FAKE_DEBS=(openssh-server openssh-client sudo util-linux)
+# ...and the other test services (see DESIGN.md "Real components in tests"): PostgreSQL's server
+# binaries, Maven for the Trino download, nft for the firewall ruleset test.
+TEST_DEBS=("${FAKE_DEBS[@]}" postgresql-15 maven nftables iproute2 procps)
 
 say() { printf '[bootstrap] %s\n' "$*"; }
 
@@ -30,7 +34,7 @@ need_uv() {
 
 need_debs() {
   local missing=()
-  for pkg in "${TEST_DEBS[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -59,8 +63,11 @@ need_python
 need_uv
 say "syncing the Python environment from uv.lock"
 uv sync --locked --quiet  # --locked: fail if uv.lock is out of date with pyproject.toml
+if [ "$what" = fake ]; then
+  need_debs "${FAKE_DEBS[@]}"
+fi
 if [ "$what" = test ]; then
-  need_debs
+  need_debs "${TEST_DEBS[@]}"
   need_java
   say "ensuring Trino 476 is in the cache (downloaded once from Maven Central)"
   uv run --frozen python -m tests.harness.trino_dist
