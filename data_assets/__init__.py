@@ -16,8 +16,14 @@ from resources.warehouse import warehouse_for
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
+    # The mock devices feed the local demo and CI. On the cluster the landing bucket holds real
+    # uploads, so one click must not mix mock readings into them (the simulate CLI still can,
+    # deliberately, for an end-to-end test).
+    assets = [curated_sensor_readings]
+    if not settings.is_cluster:
+        assets.append(mock_sensor_uploads)
     pipeline = dg.Definitions(
-        assets=[mock_sensor_uploads, curated_sensor_readings],
+        assets=assets,
         resources={
             "object_store": object_store_for(settings),
             "ledger": ledger_for(settings),

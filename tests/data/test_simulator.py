@@ -69,3 +69,30 @@ def test_write_day_reports_what_is_in_the_store(local_store):
     written = write_day(local_store, day)
     kept = write_day(local_store, simulate_day(DAY, devices=5, seed=1), overwrite=False)
     assert kept["devices"] == written["devices"] == 1 and kept["kept_existing"]
+
+
+def test_mock_devices_are_part_of_the_local_graph_only():
+    from data_assets import build_defs
+    from resources.settings import load_settings
+
+    local = build_defs(load_settings({}))
+    cluster = build_defs(
+        load_settings(
+            {
+                "PICLUSTER_PROFILE": "cluster",
+                "PICLUSTER_S3_ENDPOINT": "127.0.0.1:1",
+                "PICLUSTER_S3_ACCESS_KEY": "unused",
+                "PICLUSTER_S3_SECRET_KEY": "unused",
+                "PICLUSTER_TRINO_HOST": "127.0.0.1",
+                "PICLUSTER_PG_HOST": "127.0.0.1",
+                "PICLUSTER_PG_PASSWORD": "unused",
+            }
+        )
+    )
+
+    def keys(defs):
+        return {k.to_user_string() for a in defs.assets for k in a.keys}
+
+    assert "mock_sensor_uploads" in keys(local)
+    assert "mock_sensor_uploads" not in keys(cluster)
+    assert "curated_sensor_readings" in keys(cluster)
