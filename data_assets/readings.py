@@ -8,7 +8,6 @@ file produces at least one row or one rejection: nothing is skipped silently.
 """
 
 import csv
-import gzip
 import json
 import math
 import re
@@ -29,7 +28,14 @@ RANGES = {
 EARLIEST = datetime(2026, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)
 MAX_DECOMPRESSED = 256 * 1024 * 1024
+MAX_GZIP_LAYERS = 3  # a file gzipped twice by a device and its uploader is still read
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+# Numeric text as devices and CSV writers produce it: ASCII digits only. Python's float() also
+# takes '1_013', full-width or Arabic-Indic digits, which no device means as a reading.
+NUMBER_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+EPOCH_TEXT = re.compile(r"-?\d+(\.\d+)?", re.ASCII)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 REASONS = {
     "empty_file": "the file holds no readings (no bytes, only blank lines or only a CSV header)",
@@ -39,11 +45,13 @@ REASONS = {
     "blank_line": "an empty line between readings",
     "malformed_json": "the line is not valid JSON",
     "not_an_object": "the JSON line is not an object",
-    "malformed_csv": "the CSV line cannot be parsed",
+    "malformed_csv": "the CSV line cannot be parsed (e.g. a quote left open)",
+    "missing_header": "the CSV file's first line is not a header naming the columns",
     "wrong_field_count": "the CSV line has more or fewer values than the header",
     "missing_field": "a required field is absent",
     "null_field": "a required field is null or empty",
     "unexpected_field": "a field that is not part of the format",
+    "duplicate_field": "a field appears twice in the row (JSON key or CSV column)",
     "invalid_device_id": "device_id is not 1-64 letters, digits or _.:- characters",
     "invalid_timestamp": "reading_ts is not an ISO-8601 time with zone or a Unix epoch",
     "timestamp_without_timezone": "reading_ts has no zone (Z or +hh:mm) so its UTC time is unknown",
@@ -121,16 +129,31 @@ def _raw(text: str, limit: int = 4096) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
 
 
+def _detail(text: str) -> str:
+    # A detail quotes the offending value, which can be a 10 MB string: the warehouse reads
+    # quarantine records as JSON objects of bounded size.
+    return _raw(text, 300)
+
+
 def _decompress(data: bytes) -> bytes:
-    d = zlib.decompressobj(wbits=31)  # gzip header
-    out = d.decompress(data, MAX_DECOMPRESSED)
-    if d.unconsumed_tail:
-        raise _Reject("undecodable_file", f"gzip expands beyond {MAX_DECOMPRESSED} bytes")
-    if not d.eof:
-        raise _Reject("undecodable_file", "gzip stream is truncated")
-    if d.unused_data:  # a second gzip member (concatenated uploads are valid gzip)
-        out += gzip.decompress(d.unused_data)
-    return out
+    """Every gzip member (concatenated uploads are valid gzip), at most MAX_DECOMPRESSED."""
+    out: list[bytes] = []
+    budget = MAX_DECOMPRESSED
+    while data:
+        d = zlib.decompressobj(wbits=31)  # gzip header
+        try:
+            chunk = d.decompress(data, budget + 1)
+        except zlib.error as exc:
+            where = "" if not out else f" after {len(out)} gzip member(s)"
+            raise _Reject("undecodable_file", f"corrupt gzip{where}: {exc}") from None
+        if len(chunk) > budget or d.unconsumed_tail:
+            raise _Reject("undecodable_file", f"gzip expands beyond {MAX_DECOMPRESSED} bytes")
+        if not d.eof:
+            raise _Reject("undecodable_file", "gzip stream is truncated")
+        out.append(chunk)
+        budget -= len(chunk)
+        data = d.unused_data
+    return b"".join(out)
 
 
 def parse_timestamp(value: object, now: datetime | None = None) -> int:
@@ -139,25 +162,29 @@ def parse_timestamp(value: object, now: datetime | None = None) -> int:
     if isinstance(value, bool) or value is None:
         raise _Reject("invalid_timestamp", f"reading_ts={value!r}")
     epoch: float | None = None
-    if isinstance(value, int | float):
-        epoch = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"-?\d+(\.\d+)?", text):
-            epoch = float(text)
+    try:
+        if isinstance(value, int | float):
+            epoch = float(value)
+        elif isinstance(value, str):
+            text = value.strip()
+            if EPOCH_TEXT.fullmatch(text):
+                epoch = float(text)
+            else:
+                try:
+                    ts = datetime.fromisoformat(text)
+                except ValueError:
+                    raise _Reject("invalid_timestamp", _detail(f"reading_ts={value!r}")) from None
+                if ts.tzinfo is None or ts.utcoffset() is None:
+                    raise _Reject("timestamp_without_timezone", _detail(f"reading_ts={value!r}"))
+                # Integer arithmetic: the same instant gives the same ms in every form (a float
+                # timestamp can lose the last millisecond and miss a duplicate).
+                return _check_ts_range((ts - _EPOCH) // _MS, value, now)
         else:
-            try:
-                ts = datetime.fromisoformat(text)
-            except ValueError:
-                raise _Reject("invalid_timestamp", f"reading_ts={value!r}") from None
-            if ts.tzinfo is None or ts.utcoffset() is None:
-                raise _Reject("timestamp_without_timezone", f"reading_ts={value!r}") from None
-            ms = int(ts.timestamp() * 1000)
-            return _check_ts_range(ms, value, now)
-    else:
-        raise _Reject("invalid_timestamp", f"reading_ts={value!r}")
+            raise _Reject("invalid_timestamp", _detail(f"reading_ts={value!r}"))
+    except OverflowError:  # an integer beyond any float: far outside the accepted range
+        raise _Reject("timestamp_out_of_range", _detail(f"reading_ts={value!r}")) from None
     if not math.isfinite(epoch):
-        raise _Reject("invalid_timestamp", f"reading_ts={value!r}")
+        raise _Reject("invalid_timestamp", _detail(f"reading_ts={value!r}"))
     # Seconds until the year 5138; larger values are milliseconds.
     ms = int(round(epoch * 1000)) if abs(epoch) < 1e11 else int(round(epoch))
     return _check_ts_range(ms, value, now)
@@ -167,24 +194,26 @@ def _check_ts_range(ms: int, value: object, now: datetime | None) -> int:
     latest = (now or datetime.now(UTC)) + FUTURE_TOLERANCE
     if not EARLIEST.timestamp() * 1000 <= ms <= latest.timestamp() * 1000:
         # No day: such a row is quarantined with its file's other unplaceable rows.
-        raise _Reject("timestamp_out_of_range", f"reading_ts={value!r}")
+        raise _Reject("timestamp_out_of_range", _detail(f"reading_ts={value!r}"))
     return ms
 
 
 def _number(name: str, value: object, day: str) -> float:
     if isinstance(value, bool):
-        raise _Reject("invalid_number", f"{name}={value!r}", day)
-    if isinstance(value, int | float):
+        raise _Reject("invalid_number", _detail(f"{name}={value!r}"), day)
+    if isinstance(value, str) and not NUMBER_TEXT.fullmatch(value.strip()):
+        raise _Reject("invalid_number", _detail(f"{name}={value!r}"), day)
+    if not isinstance(value, int | float | str):
+        raise _Reject("invalid_number", _detail(f"{name}={value!r}"), day)
+    try:
         number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise _Reject("invalid_number", f"{name}={value!r}", day) from None
-    else:
-        raise _Reject("invalid_number", f"{name}={value!r}", day)
+    except OverflowError:  # an integer with hundreds of digits
+        low, high = RANGES[name]
+        raise _Reject(
+            "out_of_range", _detail(f"{name}={value} outside [{low:g}, {high:g}]"), day
+        ) from None
     if not math.isfinite(number):
-        raise _Reject("invalid_number", f"{name}={value!r}", day)
+        raise _Reject("invalid_number", _detail(f"{name}={value!r}"), day)
     low, high = RANGES[name]
     if not low <= number <= high:
         raise _Reject("out_of_range", f"{name}={number:g} outside [{low:g}, {high:g}]", day)
@@ -198,13 +227,13 @@ def validate(record: dict, key: str, line: int, now: datetime | None = None) -> 
         raise _Reject("missing_field", ", ".join(missing))
     extra = [str(f) for f in record if f not in FIELDS]
     if extra:
-        raise _Reject("unexpected_field", ", ".join(sorted(extra)))
+        raise _Reject("unexpected_field", _detail(", ".join(sorted(extra))))
     nulls = [f for f in FIELDS if record[f] is None or record[f] == ""]
     if nulls:
         raise _Reject("null_field", ", ".join(nulls))
     device_id = record["device_id"]
     if not isinstance(device_id, str) or not DEVICE_ID.fullmatch(device_id):
-        raise _Reject("invalid_device_id", f"device_id={device_id!r}")
+        raise _Reject("invalid_device_id", _detail(f"device_id={device_id!r}"))
     ms = parse_timestamp(record["reading_ts"], now)
     day = day_of_ms(ms)
     return Reading(
@@ -242,29 +271,39 @@ def parse_object(key: str, data: bytes, now: datetime | None = None) -> ParsedOb
         result.rejections.append(Rejection(key, 0, reason, detail, _raw(text)))
         return result
 
+    raw_data = data
     try:
-        if data[:2] == b"\x1f\x8b":
+        for _ in range(MAX_GZIP_LAYERS):
+            if data[:2] != b"\x1f\x8b":
+                break
             data = _decompress(data)
+        else:
+            if data[:2] == b"\x1f\x8b":
+                raise _Reject("undecodable_file", f"gzip nested over {MAX_GZIP_LAYERS} levels")
     except _Reject as exc:
-        return whole_file(exc.reason, exc.detail, data)
+        return whole_file(exc.reason, exc.detail, raw_data)
     except (OSError, EOFError, zlib.error) as exc:
-        return whole_file("undecodable_file", f"corrupt gzip: {exc}", data)
+        return whole_file("undecodable_file", f"corrupt gzip: {exc}", raw_data)
     if not data.strip():
         return whole_file("empty_file", f"{len(data)} bytes, no readings", data)
-    if b"\x00" in data:
-        return whole_file("undecodable_file", "binary content (NUL bytes)", data)
 
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()  # the newline that ends the last line
+    # None for a line that is not text: not UTF-8, or holding NUL bytes (binary junk, UTF-16).
     texts: list[str | None] = []
     for raw_line in lines:
         try:
-            texts.append(raw_line.removesuffix(b"\r").decode("utf-8"))
+            text = raw_line.removesuffix(b"\r").decode("utf-8")
         except UnicodeDecodeError:
-            texts.append(None)
-    if all(t is None for t in texts):
-        return whole_file("undecodable_file", "not UTF-8 text", data)
+            text = None
+        texts.append(None if text is None or "\x00" in text else text)
+    if all(t is None for t, raw_line in zip(texts, lines, strict=True) if raw_line.strip()):
+        # No text line at all: one record for the file, not one per line of binary.
+        what = "binary content (NUL bytes)" if b"\x00" in data else "not UTF-8 text"
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            what = "UTF-16 or UTF-32 text (byte-order mark); devices must upload UTF-8"
+        return whole_file("undecodable_file", what, data)
 
     first = next((t for t in texts if t is not None and t.strip()), "")
     result.format = _format_for(key, first)
@@ -272,25 +311,32 @@ def parse_object(key: str, data: bytes, now: datetime | None = None) -> ParsedOb
         return whole_file("unsupported_format", "neither JSON Lines nor CSV with a header", first)
 
     header: list[str] | None = None
+    header_problem: _Reject | None = None
     start = 0
     if result.format == "csv":
         # The header is the first non-blank line; blank lines before it are still rows.
         for index, text in enumerate(texts):
             if text is not None and text.strip():
-                header = [h.strip() for h in next(csv.reader([text.lstrip("\ufeff")]), [])]
+                header, header_problem = _csv_header(text.lstrip("\ufeff"))
                 start = index
                 break
+    # A first line that is not a header may be a reading: it is a row like the others.
+    header_is_data = header_problem is not None and header_problem.reason == "missing_header"
     for index, text in enumerate(texts):
-        if header is not None and index == start:
+        if header is not None and index == start and not header_is_data:
             continue
         line_no = index + 1
         result.rows_read += 1
         record = None
         try:
             if text is None:
-                raise _Reject("undecodable_line", "not UTF-8")
+                detail = "NUL bytes" if b"\x00" in lines[index] else "not UTF-8"
+                raise _Reject("undecodable_line", detail)
             if not text.strip():
                 raise _Reject("blank_line", "empty line")
+            if header_problem is not None:
+                # Without a header no line can be read, including the first (it may be data).
+                raise header_problem
             if result.format == "jsonl":
                 record = _json_record(text.lstrip("\ufeff") if index == 0 else text)
             else:
@@ -320,21 +366,75 @@ def parse_object(key: str, data: bytes, now: datetime | None = None) -> ParsedOb
     return result
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        twice = sorted({k for k, _ in pairs if k in seen or seen.add(k)})
+        raise _DuplicateKey(", ".join(twice))
+    return record
+
+
 def _json_record(text: str) -> dict:
+    # json.loads would keep the last of two equal keys: which value the device meant is unknown.
     try:
-        record = json.loads(text)
+        record = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as exc:
+        raise _Reject("duplicate_field", _detail(str(exc))) from None
     except (ValueError, RecursionError) as exc:
-        raise _Reject("malformed_json", str(exc)) from None
+        raise _Reject("malformed_json", _detail(str(exc))) from None
     if not isinstance(record, dict):
         raise _Reject("not_an_object", f"a JSON {type(record).__name__}")
     return record
 
 
-def _csv_record(text: str, header: list[str]) -> dict:
+def _csv_values(text: str) -> list[str]:
+    # strict: a quote left open (a value with a line break in it) is an error, not a value
+    # that silently swallows the rest of the line.
     try:
-        values = next(csv.reader([text]))
+        return next(csv.reader([text], strict=True))
     except (csv.Error, StopIteration) as exc:
-        raise _Reject("malformed_csv", str(exc)) from None
+        raise _Reject("malformed_csv", _detail(str(exc))) from None
+
+
+def _csv_header(text: str) -> tuple[list[str], _Reject | None]:
+    """The header's column names, and why no row can be read under it (or None)."""
+    try:
+        names = [h.strip() for h in _csv_values(text)]
+    except _Reject as exc:
+        return [], _Reject("missing_header", f"the first line is not a CSV header: {exc.detail}")
+    if not set(names) & set(FIELDS):
+        return names, _Reject(
+            "missing_header",
+            _detail(
+                f"the first line names none of the columns {', '.join(FIELDS)} "
+                "(names are case-sensitive)"
+            ),
+        )
+    seen: set[str] = set()
+    twice = sorted({n for n in names if n and (n in seen or seen.add(n))})
+    if twice:
+        return names, _Reject(
+            "duplicate_field", _detail(f"CSV header names {', '.join(twice)} twice")
+        )
+    return names, None
+
+
+def _csv_record(text: str, header: list[str]) -> dict:
+    values = _csv_values(text)
     if len(values) != len(header):
         raise _Reject("wrong_field_count", f"{len(values)} values for {len(header)} columns")
-    return {name: value.strip() for name, value in zip(header, values, strict=True)}
+    record = {}
+    for number, (name, value) in enumerate(zip(header, values, strict=True), 1):
+        if not name:
+            # A trailing comma (an export's empty last column) carries nothing; a value under a
+            # column without a name is a field nobody can place.
+            if value.strip():
+                raise _Reject("unexpected_field", _detail(f"column {number} has no name"))
+            continue
+        record[name] = value.strip()
+    return record

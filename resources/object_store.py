@@ -8,8 +8,10 @@ The local etag is the MD5 of the content, like S3's etag of a single-part upload
 same bytes is recognisably the same object on both backends.
 """
 
+import contextlib
 import hashlib
 import os
+import re
 import tempfile
 import threading
 from abc import ABC, abstractmethod
@@ -36,11 +38,35 @@ class ObjectNotFound(KeyError):
         return str(self.args[0]) if self.args else "object not found"
 
 
+# A file name that is not UTF-8 (a folder filled by hand on an old system) cannot be an S3 key;
+# the folder store names it with its odd bytes as `\xNN`, the way quarantine shows raw bytes.
+_ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")
+
+
+def _key_for(name: str) -> str:
+    try:
+        name.encode()
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+class ObjectStoreError(RuntimeError):
+    """The store refused or could not be reached; the message names the store (bucket and
+    endpoint), the operation and what to check, never a credential."""
+
+
+# S3 error codes that mean the credentials are wrong, not the request.
+_CREDENTIAL_CODES = frozenset(
+    {"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "InvalidToken"}
+)
+
+
 def _check_key(key: str) -> str:
+    # A backslash is an ordinary character in S3 keys and POSIX file names.
     if (
         not key
         or key.startswith("/")
-        or "\\" in key
         or any(p in ("", ".", "..") for p in key.rstrip("/").split("/"))
     ):
         raise ValueError(
@@ -95,7 +121,13 @@ class LocalObjectStore(ObjectStore):
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
     def _path(self, key: str) -> Path:
-        return Path(self.root) / _check_key(key)
+        path = Path(self.root) / _check_key(key)
+        if "\\x" in key and not path.exists():
+            raw = _ESCAPED_BYTE.sub(lambda m: bytes([int(m[1], 16)]), key.encode())
+            unescaped = Path(self.root) / os.fsdecode(raw)
+            if unescaped.exists():
+                return unescaped
+        return path
 
     def describe(self) -> str:
         return f"folder {self.root}"
@@ -155,12 +187,13 @@ class LocalObjectStore(ObjectStore):
             for name in filenames:
                 if name.startswith("."):
                     continue
-                key = name if rel_dir == "." else f"{rel_dir}/{name}"
+                path = f"{dirpath}/{name}"
+                key = _key_for(name if rel_dir == "." else f"{rel_dir}/{name}")
                 if key.startswith(prefix) and (start_after is None or key > start_after):
-                    keys.append(key)
-        keys.sort(key=lambda k: k.encode())
-        for key in keys:
-            info = self._info(key, root / key)
+                    keys.append((key, path))
+        keys.sort(key=lambda k: k[0].encode())
+        for key, path in keys:
+            info = self._info(key, Path(path))
             if info is not None:  # deleted while we listed
                 yield info
 
@@ -187,6 +220,27 @@ class S3ObjectStore(ObjectStore):
     def describe(self) -> str:
         return f"s3 bucket {self.bucket} at {self.endpoint}"
 
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turns the SDK's errors into an `ObjectStoreError` that says which store refused:
+        minio's own messages name the bucket but not the endpoint."""
+        from minio.error import MinioException, S3Error
+        from urllib3.exceptions import HTTPError
+
+        where = f"{self.describe()}: {action} failed"
+        try:
+            yield
+        except S3Error as exc:
+            hint = (
+                "; check the access and secret key (PICLUSTER_S3_ACCESS_KEY, "
+                "PICLUSTER_S3_SECRET_KEY)"
+                if exc.code in _CREDENTIAL_CODES
+                else ""
+            )
+            raise ObjectStoreError(f"{where}: {exc.code}: {exc.message}{hint}") from exc
+        except (HTTPError, MinioException) as exc:
+            raise ObjectStoreError(f"{where}: cannot reach it: {exc}") from exc
+
     @property
     def client(self) -> Any:
         if self._client is None:
@@ -205,39 +259,49 @@ class S3ObjectStore(ObjectStore):
         import io
 
         _check_key(key)
-        result = self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+        with self._errors(f"put {key!r}"):
+            result = self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
         return ObjectInfo(key, len(data), (result.etag or "").strip('"'), datetime.now(UTC))
 
     def get(self, key: str) -> bytes:
         from minio.error import S3Error
 
-        try:
-            response = self.client.get_object(self.bucket, _check_key(key))
-        except S3Error as exc:
-            if exc.code == "NoSuchKey":
-                raise ObjectNotFound(f"object {key!r} not found in {self.describe()}") from None
-            raise
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
+        with self._errors(f"get {key!r}"):
+            try:
+                response = self.client.get_object(self.bucket, _check_key(key))
+            except S3Error as exc:
+                if exc.code == "NoSuchKey":
+                    raise ObjectNotFound(f"object {key!r} not found in {self.describe()}") from None
+                raise
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
 
     def stat(self, key: str) -> ObjectInfo | None:
         from minio.error import S3Error
 
-        try:
-            st = self.client.stat_object(self.bucket, _check_key(key))
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
-                return None
-            raise
+        with self._errors(f"stat {key!r}"):
+            try:
+                st = self.client.stat_object(self.bucket, _check_key(key))
+            except S3Error as exc:
+                if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                    return None
+                raise
         return ObjectInfo(key, st.size, (st.etag or "").strip('"'), st.last_modified)
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
-        for obj in self.client.list_objects(
+        listing = self.client.list_objects(
             self.bucket, prefix=prefix, recursive=True, start_after=start_after
-        ):
+        )
+        while True:
+            # Only the SDK's calls are wrapped: an error the caller raises into this generator
+            # is not the store's.
+            with self._errors(f"list {prefix!r}"):
+                obj = next(listing, None)
+            if obj is None:
+                return
             if obj.is_dir:
                 continue
             yield ObjectInfo(
@@ -245,7 +309,9 @@ class S3ObjectStore(ObjectStore):
             )
 
     def delete(self, key: str) -> None:
-        self.client.remove_object(self.bucket, _check_key(key))
+        _check_key(key)
+        with self._errors(f"delete {key!r}"):
+            self.client.remove_object(self.bucket, key)
 
     def table_location(self, prefix: str) -> str:
         return f"s3://{self.bucket}/{prefix}"
