@@ -578,3 +578,43 @@ def test_a_file_that_changes_between_ticks_is_curated_again_without_doubling(
     assert (result.rows_curated, result.duplicates_dropped, result.rows_quarantined) == (1, 3, 1)
     assert len(_curated(local_store)) == 4
     assert [r["reason"] for r in _records(local_store)] == ["malformed_json"]
+
+
+def test_the_data_graph_on_the_local_profile_holds_exactly_the_good_rows(tmp_path):
+    """A manual run of the day (UI or `dg launch`) over every bad file: the blocking checks
+    pass and DuckDB's tables hold exactly what curation kept and quarantined for the day."""
+    import duckdb
+
+    from data_assets import build_defs
+    from resources.settings import load_settings
+
+    settings = load_settings({"PICLUSTER_HOME": str(tmp_path)})
+    store = LocalObjectStore(root=str(settings.object_store_root))
+    for _, key, data, *_ in CASES:
+        store.put(f"landing/{DAY}/{key}", data)
+    defs = build_defs(settings)
+    selection = [k for k in defs.resolve_all_asset_keys() if k.path[-1] != "mock_sensor_uploads"]
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        partition_key=DAY, asset_selection=selection, raise_on_error=False
+    )
+    assert result.success
+    curated = {
+        c.check_name: c.passed
+        for c in result.get_asset_check_evaluations()
+        if c.asset_key.path[-1] == "curated_sensor_readings"
+    }
+    assert curated == dict.fromkeys(
+        ("schema_and_ranges", "unique_device_reading_ts", "reconciliation"), True
+    )
+    rows = _curated(store)
+    records = [r for r in _records(store) if r["dt"] == DAY]
+    assert rows and records
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        table = con.execute(
+            "select source_object, source_line from sensors.sensor_readings where dt = ?", [DAY]
+        ).fetchall()
+        quarantine = con.execute(
+            "select count(*) from sensors.sensor_quarantine where dt = ?", [DAY]
+        ).fetchone()
+    assert sorted(table) == sorted((r["source_object"], r["source_line"]) for r in rows)
+    assert quarantine == (len(records),)
