@@ -618,3 +618,10 @@ def test_the_data_graph_on_the_local_profile_holds_exactly_the_good_rows(tmp_pat
         ).fetchone()
     assert sorted(table) == sorted((r["source_object"], r["source_line"]) for r in rows)
     assert quarantine == (len(records),)
+
+
+def test_every_quarantine_reason_is_in_the_documented_table():
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "sensor-data.md").read_text()
+    assert [r for r in REASONS if f"| `{r}` |" not in doc] == []
