@@ -543,7 +543,13 @@ def rewrite_kubeconfig(text: str, server: str) -> str:
     """The server's k3s.yaml points at 127.0.0.1; the platform reaches it at the node's address."""
     import yaml
 
-    config = yaml.safe_load(text)
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        # YAML's message quotes the offending line, which may be a client key or token.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"the fetched kubeconfig is not valid YAML{where}") from None
     if not isinstance(config, dict) or not config.get("clusters"):
         raise ValueError("the fetched kubeconfig has no clusters")
     for cluster in config["clusters"]:

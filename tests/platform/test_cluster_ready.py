@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from platform_assets.assets import InventoryFile, cluster_ready
 from platform_assets.steps import rewrite_kubeconfig, write_private
@@ -70,3 +71,12 @@ def test_fetched_kubeconfig_points_at_the_server_and_is_private(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o600
     assert "server: https://192.168.0.120:6443" in target.read_text()
     assert "127.0.0.1" not in target.read_text()
+
+
+def test_a_malformed_kubeconfig_is_refused_without_quoting_its_credentials():
+    key = "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tclient-key"
+    broken = kubeconfig_for("https://127.0.0.1:6443") + f"  client-key-data: {key}: x\n"
+    with pytest.raises(ValueError, match="not valid YAML at line") as refused:
+        rewrite_kubeconfig(broken, "https://192.168.0.120:6443")
+    assert key not in str(refused.value)
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
