@@ -42,6 +42,8 @@ class Fact:
     argv: tuple[str, ...]
     parse: Callable[[str], Any]
     sudo: bool = False
+    # Not in the repr: it may hold a secret to compare on the node (see token_file_fact).
+    stdin: bytes | None = field(default=None, repr=False)
 
     @property
     def command(self) -> str:
@@ -337,11 +339,28 @@ def prep_facts() -> tuple[Fact, ...]:
     )
 
 
-def k3s_facts(service: str) -> tuple[Fact, ...]:
+# Compares the token file with the wanted token ON THE NODE, the token going in on stdin as when
+# it is written: only "absent", "same" or "differs" comes back. Reading the file instead would
+# stream the token on the node (an old one, or any one in plan mode) into the run's logs.
+_COMPARE_ON_NODE = (
+    'if [ ! -e "$1" ]; then echo absent; elif cmp -s - "$1"; then echo same; else echo differs; fi'
+)
+
+
+def token_file_fact(name: str, path: str, token: str | None) -> Fact:
+    """Whether the secret file at `path` holds `token` + newline: "absent", "same" or "differs"
+    (without a token: "differs" for any non-empty file). The file's content never leaves the
+    node."""
+    stdin = (token + "\n").encode() if token else b""
+    argv = ("sh", "-c", _COMPARE_ON_NODE, "picluster-token-check", path)
+    return Fact(name, argv, parse_first_line, sudo=True, stdin=stdin)
+
+
+def k3s_facts(service: str, token: str | None = None) -> tuple[Fact, ...]:
     return (
         Fact("k3s_version", ("k3s", "--version"), parse_k3s_version),
         _cat("k3s_config", K3S_CONFIG, parse_text, sudo=True),
-        _cat("k3s_token", K3S_TOKEN_FILE, parse_text, sudo=True),
+        token_file_fact("k3s_token_file", K3S_TOKEN_FILE, token),
         Fact("k3s_active", ("systemctl", "is-active", service), parse_first_line),
         Fact("k3s_enabled", ("systemctl", "is-enabled", service), parse_first_line),
         _cat("k3s_unit_file", f"/etc/systemd/system/{service}", parse_text),
@@ -393,7 +412,7 @@ def read_facts(sessions: Any, node: str, facts: tuple[Fact, ...]) -> NodeFacts:
     fake with the same `run`) and parses the output. Connection errors propagate."""
     out = NodeFacts(node)
     for fact in facts:
-        result = sessions.run(node, list(fact.argv), sudo=fact.sudo, check=False)
+        result = sessions.run(node, list(fact.argv), sudo=fact.sudo, check=False, stdin=fact.stdin)
         out.values[fact.name] = parse_result(fact, result.exit_code, result.stdout)
         if result.exit_code != 0:
             tail = (result.stderr or "").strip().splitlines()[-1:] or [""]

@@ -36,7 +36,8 @@ class PlanError(ValueError):
 class Command:
     argv: tuple[str, ...]
     sudo: bool = True
-    stdin: bytes | None = None
+    # Not in the repr: it may be a secret (the K3s token is written from stdin).
+    stdin: bytes | None = field(default=None, repr=False)
 
     @property
     def shell(self) -> str:
@@ -511,16 +512,15 @@ def plan_k3s(inv: Inventory, node_name: str, facts: NodeFacts, token: str | None
     version = inv.k3s.version
     service = k3s_service(node)
     changes: list[Change] = []
-    current_token = facts["k3s_token"]
-    if token is not None:
-        token_differs = current_token is None or current_token.strip() != token
-    else:
-        token_differs = current_token is None
+    # "same", "differs" or "absent", compared on the node (facts.token_file_fact); None: unknown.
+    on_node = facts["k3s_token_file"]
+    present = on_node in ("same", "differs")
+    token_differs = on_node != "same" if token is not None else not present
     if token_differs:
         changes.append(
             Change(
                 "join token",
-                "absent" if current_token is None else "set (***), differs",
+                "set (***), differs" if present else "absent",
                 "set (***)",
                 (write_file(F.K3S_TOKEN_FILE, (token or "") + "\n", "0600"),),
             )

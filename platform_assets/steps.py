@@ -439,7 +439,7 @@ def run_k3s(
         )
 
     def facts_for(name: str) -> tuple[F.Fact, ...]:
-        return F.k3s_facts(P.k3s_service(inv.node(name)))
+        return F.k3s_facts(P.k3s_service(inv.node(name)), token)
 
     return run_step(
         sessions,

@@ -215,7 +215,7 @@ def k3s_facts(**values):
     base = {
         "k3s_version": None,
         "k3s_config": None,
-        "k3s_token": None,
+        "k3s_token_file": None,
         "k3s_active": "inactive",
         "cgroup_controllers": ("cpu", "memory"),
     }
@@ -257,6 +257,15 @@ def test_k3s_server_install_plan_never_shows_the_token():
     ]
 
 
+def test_no_repr_of_a_plan_or_a_fact_holds_the_token():
+    # A plan or a fact in an error message or a debugger's log must not carry the token.
+    changes = P.plan_k3s(INV, "pi-server", k3s_facts(), TOKEN)
+    assert TOKEN not in repr(changes)
+    (fact,) = [f for f in F.k3s_facts("k3s.service", TOKEN) if f.name == "k3s_token_file"]
+    assert TOKEN not in repr(fact) and TOKEN not in fact.command
+    assert fact.stdin == (TOKEN + "\n").encode()  # compared on the node, never read back
+
+
 def test_k3s_agent_joins_the_server():
     changes = P.plan_k3s(INV, "pi-agent-3", k3s_facts(), TOKEN)
     config = changes[1].commands[0].stdin.decode()
@@ -270,7 +279,7 @@ def test_k3s_converged_and_drift():
     server = INV.node("pi-server")
     done = k3s_facts(
         k3s_version="v1.33.5+k3s1",
-        k3s_token=TOKEN + "\n",
+        k3s_token_file="same",
         k3s_config=P.desired_k3s_config(INV, server),
         k3s_unit_file=P.desired_k3s_unit(server),
         k3s_enabled="enabled",
@@ -281,7 +290,9 @@ def test_k3s_converged_and_drift():
     assert P.plan_k3s(INV, "pi-server", done, None) == []
     stopped = NodeFacts("pi-server", {**done.values, "k3s_active": "failed"})
     assert names(P.plan_k3s(INV, "pi-server", stopped, TOKEN)) == ["k3s.service running"]
-    other = P.plan_k3s(INV, "pi-server", done, "another-token")
+    # Another token: the node's comparison says the file differs.
+    rotated = NodeFacts("pi-server", {**done.values, "k3s_token_file": "differs"})
+    other = P.plan_k3s(INV, "pi-server", rotated, "another-token")
     assert names(other) == ["join token", "k3s.service running"]
     assert other[0].before == "set (***), differs"
     older = NodeFacts("pi-server", {**done.values, "k3s_version": "v1.32.1+k3s1"})
