@@ -266,7 +266,8 @@ def curate_batch(
                 }
             )
             lines.append(json.dumps(record, ensure_ascii=False))
-        store.put(quarantine_key, ("\n".join(lines) + "\n").encode())
+        # backslashreplace: a lone surrogate from a JSON line must not fail the whole batch.
+        store.put(quarantine_key, ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace"))
         result.quarantine_key = quarantine_key
     else:
         store.delete(quarantine_key)

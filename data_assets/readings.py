@@ -131,8 +131,9 @@ def _raw(text: str, limit: int = 4096) -> str:
 
 def _detail(text: str) -> str:
     # A detail quotes the offending value, which can be a 10 MB string: the warehouse reads
-    # quarantine records as JSON objects of bounded size.
-    return _raw(text, 300)
+    # quarantine records as JSON objects of bounded size. JSON text may also hold a lone
+    # surrogate (`"\ud800"` in a key), which no UTF-8 record can carry: it is written escaped.
+    return _raw(text, 300).encode("utf-8", "backslashreplace").decode()
 
 
 def _decompress(data: bytes) -> bytes:

@@ -239,6 +239,19 @@ CASES = [
         0,
     ),
     (
+        "JSON lone surrogates in keys and values",
+        "surrogate.jsonl",
+        lines(
+            js().replace('{"reading_ts"', '{"\\ud800": 1, "reading_ts"'),
+            js(device_id="\udc80"),
+            '"\\ud800"',
+            js(),
+        ),
+        1,
+        ["unexpected_field", "invalid_device_id", "not_an_object"],
+        0,
+    ),
+    (
         "JSON duplicate keys",
         "dupkeys.jsonl",
         lines(js().replace('{"reading_ts"', '{"device_id": "env-99", "reading_ts"'), js()),
