@@ -16,7 +16,8 @@ class KubeconfigMissing(RuntimeError):
 
 
 class ClusterUnreachable(RuntimeError):
-    """The API server did not answer; the message names the server address."""
+    """The API server did not answer, or refused the request; the message names the server
+    address and, for a refusal, the status and what to check (never a credential)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class KubernetesResource(dg.ConfigurableResource):
         import json
 
         from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         with self.api_client() as api:
@@ -71,6 +73,16 @@ class KubernetesResource(dg.ConfigurableResource):
                     _request_timeout=self.request_timeout_s, _preload_content=False
                 )
                 data = json.loads(response.data)
+            except ApiException as exc:
+                hint = {
+                    401: f"the credentials in {self.kubeconfig_path} were not accepted; apply "
+                    "the kubeconfig asset again to fetch the current ones",
+                    403: f"the user in {self.kubeconfig_path} may not list nodes",
+                }.get(exc.status, "")
+                raise ClusterUnreachable(
+                    f"the Kubernetes API at {self.server()} refused to list nodes: "
+                    f"{exc.status} {exc.reason}" + (f"; {hint}" if hint else "")
+                ) from None
             except (HTTPError, OSError) as exc:
                 raise ClusterUnreachable(
                     f"the Kubernetes API at {self.server()} did not answer: {type(exc).__name__}"

@@ -55,15 +55,25 @@ def node_list(nodes: list[dict]) -> dict:
 
 
 @contextmanager
-def fake_kube_api(nodes: list[dict]) -> Iterator[str]:
-    """Serves the NodeList on 127.0.0.1; yields the base URL."""
+def fake_kube_api(nodes: list[dict], bearer_token: str | None = None) -> Iterator[str]:
+    """Serves the NodeList on 127.0.0.1; yields the base URL. With `bearer_token`, a request
+    without that token gets 401, as from an API server whose credentials were rotated."""
     body = json.dumps(node_list(nodes)).encode()
     requests: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
             requests.append(self.path)
-            if self.path.split("?")[0] == "/api/v1/nodes":
+            if bearer_token and self.headers.get("Authorization") != f"Bearer {bearer_token}":
+                unauthorized = (
+                    b'{"kind":"Status","status":"Failure","reason":"Unauthorized","code":401}'
+                )
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(unauthorized)))
+                self.end_headers()
+                self.wfile.write(unauthorized)
+            elif self.path.split("?")[0] == "/api/v1/nodes":
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

@@ -19,9 +19,11 @@ NODES = [
 ]
 
 
-def run_check(tmp_path: Path, nodes: list[dict]) -> dg.AssetCheckEvaluation:
+def run_check(
+    tmp_path: Path, nodes: list[dict], bearer_token: str | None = None
+) -> dg.AssetCheckEvaluation:
     path = tmp_path / "kubeconfig"
-    with fake_kube_api(nodes) as url:
+    with fake_kube_api(nodes, bearer_token) as url:
         path.write_text(kubeconfig_for(url))
         result = dg.materialize(
             [dg.AssetSpec("kubeconfig"), cluster_ready],
@@ -80,3 +82,12 @@ def test_a_malformed_kubeconfig_is_refused_without_quoting_its_credentials():
         rewrite_kubeconfig(broken, "https://192.168.0.120:6443")
     assert key not in str(refused.value)
     assert refused.value.__cause__ is None and refused.value.__suppress_context__
+
+
+def test_refused_credentials_fail_the_check_naming_the_server_not_the_token(tmp_path):
+    # The kubeconfig holds `fake-token-for-the-fake-api`; the API wants another (rotated) one.
+    evaluation = run_check(tmp_path, [node(n, a, True) for n, a in NODES], "rotated-token")
+    assert not evaluation.passed
+    assert "http://127.0.0.1:" in evaluation.description
+    assert "401" in evaluation.description and "kubeconfig" in evaluation.description
+    assert "fake-token-for-the-fake-api" not in evaluation.description
