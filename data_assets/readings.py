@@ -33,6 +33,7 @@ DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 # Numeric text as devices and CSV writers produce it: ASCII digits only. Python's float() also
 # takes '1_013', full-width or Arabic-Indic digits, which no device means as a reading.
 NUMBER_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+_is_number_text = NUMBER_TEXT.fullmatch
 EPOCH_TEXT = re.compile(r"-?\d+(\.\d+)?", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -200,22 +201,22 @@ def _check_ts_range(ms: int, value: object, now: datetime | None) -> int:
 
 
 def _number(name: str, value: object, day: str) -> float:
-    if isinstance(value, bool):
-        raise _Reject("invalid_number", _detail(f"{name}={value!r}"), day)
-    if isinstance(value, str) and not NUMBER_TEXT.fullmatch(value.strip()):
-        raise _Reject("invalid_number", _detail(f"{name}={value!r}"), day)
-    if not isinstance(value, int | float | str):
-        raise _Reject("invalid_number", _detail(f"{name}={value!r}"), day)
-    try:
+    low, high = RANGES[name]
+    kind = type(value)  # exact types: a bool is an int subclass and no number here
+    if kind is float:
+        number = value
+    elif kind is int:
+        try:
+            number = float(value)
+        except OverflowError:  # an integer with hundreds of digits
+            detail = _detail(f"{name}={value} outside [{low:g}, {high:g}]")
+            raise _Reject("out_of_range", detail, day) from None
+    elif kind is str and _is_number_text(value.strip()):
         number = float(value)
-    except OverflowError:  # an integer with hundreds of digits
-        low, high = RANGES[name]
-        raise _Reject(
-            "out_of_range", _detail(f"{name}={value} outside [{low:g}, {high:g}]"), day
-        ) from None
+    else:
+        raise _Reject("invalid_number", _detail(f"{name}={value!r}"), day)
     if not math.isfinite(number):
         raise _Reject("invalid_number", _detail(f"{name}={value!r}"), day)
-    low, high = RANGES[name]
     if not low <= number <= high:
         raise _Reject("out_of_range", f"{name}={number:g} outside [{low:g}, {high:g}]", day)
     return number
