@@ -111,7 +111,7 @@ def lookback_start(after: str | None) -> str | None:
         return after
     try:
         hour = datetime.fromisoformat(f"{match[1]}T{match[2]}:00:00") - LOOKBACK
-    except ValueError:
+    except (ValueError, OverflowError):  # not a time (hour 99), or the hour before year 1
         return after
     # With the trailing slash both S3 and SeaweedFS list that hour's keys (SeaweedFS would skip
     # the whole folder for ".../HH").

@@ -638,3 +638,19 @@ def test_every_quarantine_reason_is_in_the_documented_table():
 
     doc = (Path(__file__).parents[2] / "docs" / "sensor-data.md").read_text()
     assert [r for r in REASONS if f"| `{r}` |" not in doc] == []
+
+
+@pytest.mark.parametrize(
+    "folder", ["0001-01-01/00", "2026-11-24/99", "2026-02-30/10", "9999-12-31/23"]
+)
+def test_a_time_first_folder_that_is_no_time_does_not_stop_the_sensor(
+    local_store, sqlite_ledger, folder
+):
+    key = f"landing/{folder}/env-01.jsonl"
+    local_store.put(key, lines(js()))
+    first = evaluate_tick(local_store, sqlite_ledger, LandingCursor(), NOW)
+    assert first.cursor.after == key
+    # The next tick lists after that cursor (no re-scan): it must not fail on the odd "hour".
+    local_store.put(f"landing/{folder}/env-02.jsonl", lines(js(device_id="env-02")))
+    tick = evaluate_tick(local_store, sqlite_ledger, first.cursor, NOW + timedelta(minutes=1))
+    assert not tick.rescanned and tick.registered == 1
