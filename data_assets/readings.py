@@ -154,7 +154,9 @@ def _decompress(data: bytes) -> bytes:
             raise _Reject("undecodable_file", "gzip stream is truncated")
         out.append(chunk)
         budget -= len(chunk)
-        data = d.unused_data
+        # Zero bytes after the last member are block padding (tape, some uploaders): gzip itself
+        # ignores them.
+        data = d.unused_data.lstrip(b"\x00")
     return b"".join(out)
 
 

@@ -120,6 +120,14 @@ CASES = [
     ),
     (".gz name, not gzip", "plain.jsonl.gz", lines(js()), 1, [], 0),
     (
+        "gzip padded with zero bytes",
+        "padded.jsonl.gz",
+        gzip.compress(lines(js(), js())) + bytes(512),
+        2,
+        [],
+        0,
+    ),
+    (
         "gzip with junk after it",
         "tail.jsonl.gz",
         gzip.compress(lines(js())) + b"junk",
