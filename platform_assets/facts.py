@@ -356,14 +356,36 @@ def token_file_fact(name: str, path: str, token: str | None) -> Fact:
     return Fact(name, argv, parse_first_line, sudo=True, stdin=stdin)
 
 
+# A K3s node set up by hand often has `token:` in config.yaml or `--token` in the unit (the
+# installer's INSTALL_K3S_EXEC writes one quoted argument per line). Their values are masked ON
+# THE NODE, so they reach neither the run's logs nor the plan's diff. Our own files hold no
+# secret (the token has its own file), so the mask never hides drift that we would fix.
+_MASKED_KEYS = (
+    r"(token|agent-token|datastore-endpoint|[A-Za-z0-9_-]*(secret|password)[A-Za-z0-9_-]*)"
+)
+MASK_SECRETS = (
+    rf"""s/^([[:space:]]*"?{_MASKED_KEYS}"?[[:space:]]*:).*$/\1 ***/I""",  # key: value
+    rf"""s/(--{_MASKED_KEYS}'?)([= ]+)'?[^[:space:]'\\]+'?/\1\4***/Ig""",  # --flag value
+    rf"""/--{_MASKED_KEYS}'?[[:space:]]*\\$/I{{n;s/[^[:space:]\\]+/***/}}""",  # --flag \ value
+)
+
+
+def _cat_masked(name: str, path: str, sudo: bool = False) -> Fact:
+    """Like `cat`, with the values of secret-looking settings replaced by `***` on the node."""
+    argv = ["sed", "-E"]
+    for expression in MASK_SECRETS:
+        argv += ["-e", expression]
+    return Fact(name, (*argv, path), parse_text, sudo)
+
+
 def k3s_facts(service: str, token: str | None = None) -> tuple[Fact, ...]:
     return (
         Fact("k3s_version", ("k3s", "--version"), parse_k3s_version),
-        _cat("k3s_config", K3S_CONFIG, parse_text, sudo=True),
+        _cat_masked("k3s_config", K3S_CONFIG, sudo=True),
         token_file_fact("k3s_token_file", K3S_TOKEN_FILE, token),
         Fact("k3s_active", ("systemctl", "is-active", service), parse_first_line),
         Fact("k3s_enabled", ("systemctl", "is-enabled", service), parse_first_line),
-        _cat("k3s_unit_file", f"/etc/systemd/system/{service}", parse_text),
+        _cat_masked("k3s_unit_file", f"/etc/systemd/system/{service}"),
         _cat("cgroup_controllers", "/sys/fs/cgroup/cgroup.controllers", parse_words),
     )
 

@@ -11,10 +11,10 @@ exception.
   secrets, with a WRONG S3 secret key and with a WRONG PostgreSQL password. A failure must name the
   endpoint or host that refused, never the value. Trino is left out (it holds no secret of ours;
   its query errors are covered by tests/warehouse).
-- Platform, on the FAKE Pi cluster (real sshd per node): the K3s join token already on a node must
-  not come back through the facts that K3s steps read, in plan mode without the token and when the
-  configured token differs (a rotation). The full apply is checked in
-  tests/ssh/test_cluster_bringup.py.
+- Platform, on the FAKE Pi cluster (real sshd per node): the K3s join token already on a node (in
+  its file, in config.yaml, on the unit's command line) must not come back through the facts that
+  K3s steps read, in plan mode without the token and when the configured token differs. The full
+  apply is checked in tests/ssh/test_cluster_bringup.py.
 """
 
 import socket
@@ -28,7 +28,7 @@ from dagster._core.remote_representation.external_data import RepositorySnap
 import data_assets
 from data_assets.simulator import simulate_day, write_day
 from platform_assets.assets import InventoryFile, K3sToken, k3s_server
-from platform_assets.facts import K3S_TOKEN_FILE
+from platform_assets.facts import K3S_CONFIG, K3S_TOKEN_FILE
 from platform_assets.inventory import load_inventory
 from resources.kubernetes import KubernetesResource
 from resources.object_store import object_store_for
@@ -259,14 +259,25 @@ def test_a_token_already_on_the_node_is_never_read_back(
     cluster = fresh_cluster
     inst, home = instance
     res = platform_resources(cluster, tmp_path, token="")
+    # A node set up by hand: the token in its own file, in config.yaml and on the unit's command
+    # line the way the K3s installer writes it (one quoted argument per line).
+    by_hand = {
+        K3S_TOKEN_FILE: f"{OLD_TOKEN}\n",
+        K3S_CONFIG: f"token: {OLD_TOKEN}\nwrite-kubeconfig-mode: '0644'\n",
+        "/etc/systemd/system/k3s.service": (
+            "[Service]\nExecStart=/usr/local/bin/k3s \\\n    server \\\n"
+            f"\t'--token' \\\n\t'{OLD_TOKEN}' \\\n\t'--agent-token={OLD_TOKEN}' \\\n"
+        ),
+    }
     server = [t for t in targets_for(cluster) if t.name == "pi-server"]
     with res["ssh"].open(server, log=None) as sessions:
-        sessions.run(
-            "pi-server",
-            ["install", "-D", "-m", "0600", "/dev/stdin", K3S_TOKEN_FILE],
-            sudo=True,
-            stdin=(OLD_TOKEN + "\n").encode(),
-        )
+        for path, content in by_hand.items():
+            sessions.run(
+                "pi-server",
+                ["install", "-D", "-m", "0600", "/dev/stdin", path],
+                sudo=True,
+                stdin=content.encode(),
+            )
     secrets = {"the token on the node": OLD_TOKEN, "the configured token": NEW_TOKEN}
     # Plan mode without the token (a laptop planning), then with a new token (a rotation), whose
     # value goes through dg.EnvVar as build_defs does it.
@@ -282,6 +293,7 @@ def test_a_token_already_on_the_node_is_never_read_back(
         assert result.success
         plan = result.asset_materializations_for_node("k3s_server")[0].metadata["plan"].value
         assert "join token" in plan if token else "join token" not in plan
+        assert "-token: ***" in plan  # the config's drift is shown, its value masked
         assert_absent(recorded(inst, result.run_id, home), secrets, "what Dagster recorded")
         assert_absent(
             ui_snapshot(dg.Definitions(assets=[k3s_server], resources=res)),

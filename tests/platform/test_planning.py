@@ -266,6 +266,26 @@ def test_no_repr_of_a_plan_or_a_fact_holds_the_token():
     assert fact.stdin == (TOKEN + "\n").encode()  # compared on the node, never read back
 
 
+def test_secret_settings_in_k3s_files_are_masked_and_ours_pass_unchanged():
+    import subprocess
+
+    def masked(text: str) -> str:
+        fact = next(f for f in F.k3s_facts("k3s.service") if f.name == "k3s_config")
+        argv = [*fact.argv[:-1], "/dev/stdin"]  # GNU sed, as on Raspberry Pi OS
+        return subprocess.run(argv, input=text, capture_output=True, text=True, check=True).stdout
+
+    by_hand = (
+        f"token: {TOKEN}\n  agent-token: '{TOKEN}'\netcd-s3-secret-key: {TOKEN}\n"
+        f"ExecStart=/usr/local/bin/k3s \\\n\t'--token' \\\n\t'{TOKEN}' \\\n"
+        f"\t'--datastore-password={TOKEN}' --agent-token {TOKEN}\n"
+    )
+    assert TOKEN not in masked(by_hand)
+    assert masked(by_hand).count("***") == 6
+    for node in INV.nodes:  # a converged node stays converged: our files hold no secret
+        for ours in (P.desired_k3s_config(INV, node), P.desired_k3s_unit(node)):
+            assert masked(ours) == ours
+
+
 def test_k3s_agent_joins_the_server():
     changes = P.plan_k3s(INV, "pi-agent-3", k3s_facts(), TOKEN)
     config = changes[1].commands[0].stdin.decode()
