@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from data_assets.layout import CURATED_COLUMNS, curated_day_prefix, quarantine_day_prefix
 from data_assets.readings import DEVICE_ID, RANGES, Reading, Rejection, parse_object
 from resources.ledger import Batch, LedgerStore, ObjectVersion
-from resources.object_store import ObjectNotFound, ObjectStore
+from resources.object_store import ObjectNotFound, ObjectStore, ObjectUnreadable
 
 STAT_KEYS = ("rows_read", "rows_curated", "rows_quarantined", "duplicates_dropped")
 
@@ -147,6 +147,13 @@ def curate_batch(
                         version.etag,
                     )
                 )
+            continue
+        except ObjectUnreadable as exc:
+            # Quarantined, not failed: one unreadable file must not hold up the others. Once it
+            # is fixed its etag changes, so the sensor hands it over again as a new version.
+            if home == day:
+                rejection = Rejection(version.key, 0, "object_unreadable", str(exc), "")
+                quarantined.append((rejection, version.etag))
             continue
         try:
             parsed = parse_object(version.key, data, now)

@@ -61,6 +61,7 @@ REASONS = {
     "out_of_range": "a measure is outside the sensor's physical range",
     "unreadable_row": "the row broke the parser in a way no other reason covers (see detail)",
     "object_missing": "the object was handed over but deleted before it could be read",
+    "object_unreadable": "the object exists but cannot be read (permissions, not a regular file)",
 }
 
 _EPOCH_DAY = date(1970, 1, 1).toordinal()

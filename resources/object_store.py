@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import tempfile
 import threading
 from abc import ABC, abstractmethod
@@ -76,6 +77,11 @@ def _check_key(key: str) -> str:
     return key
 
 
+class ObjectUnreadable(Exception):
+    """The key exists but its content cannot be read (the folder store: no read permission, or
+    not a regular file); the message names the key and why."""
+
+
 class ObjectStore(dg.ConfigurableResource, ABC):
     """An S3-shaped object store. Implementations: `LocalObjectStore`, `S3ObjectStore`."""
 
@@ -137,14 +143,26 @@ class LocalObjectStore(ObjectStore):
             st = path.stat()
         except FileNotFoundError:
             return None
+        modified = datetime.fromtimestamp(st.st_mtime, UTC)
+        # A file nobody may read, or a FIFO or device (reading a FIFO would block the listing),
+        # is still listed, so whoever reads it can say why it cannot; not cached, so the real
+        # etag (a new version) appears as soon as it is fixed.
+        unreadable = ObjectInfo(key, st.st_size, f"unreadable-{st.st_mtime_ns}", modified)
+        if not stat.S_ISREG(st.st_mode):
+            return unreadable
         cache_key = (str(path), st.st_size, st.st_mtime_ns)
         with self._lock:
             etag = self._etag_cache.get(cache_key)
         if etag is None:
-            etag = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+            try:
+                etag = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+            except PermissionError:
+                return unreadable
+            except FileNotFoundError:  # deleted while we listed
+                return None
             with self._lock:
                 self._etag_cache[cache_key] = etag
-        return ObjectInfo(key, st.st_size, etag, datetime.fromtimestamp(st.st_mtime, UTC))
+        return ObjectInfo(key, st.st_size, etag, modified)
 
     def put(self, key: str, data: bytes) -> ObjectInfo:
         path = self._path(key)
@@ -164,9 +182,19 @@ class LocalObjectStore(ObjectStore):
     def get(self, key: str) -> bytes:
         path = self._path(key)
         try:
+            if path.exists() and not path.is_file() and not path.is_dir():
+                raise ObjectUnreadable(
+                    f"object {key!r} in {self.describe()} is not a regular file (a FIFO, socket "
+                    "or device); replace it with the file's content"
+                )
             return path.read_bytes()
         except (FileNotFoundError, IsADirectoryError):
             raise ObjectNotFound(f"object {key!r} not found in {self.describe()}") from None
+        except PermissionError:
+            raise ObjectUnreadable(
+                f"object {key!r} in {self.describe()} cannot be read: permission denied for "
+                f"the user running Dagster; fix the file's permissions"
+            ) from None
 
     def stat(self, key: str) -> ObjectInfo | None:
         path = self._path(key)

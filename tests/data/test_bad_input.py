@@ -662,3 +662,46 @@ def test_a_time_first_folder_that_is_no_time_does_not_stop_the_sensor(
     local_store.put(f"landing/{folder}/env-02.jsonl", lines(js(device_id="env-02")))
     tick = evaluate_tick(local_store, sqlite_ledger, first.cursor, NOW + timedelta(minutes=1))
     assert not tick.rescanned and tick.registered == 1
+
+
+def test_a_fifo_in_landing_is_quarantined_without_blocking_the_sensor(local_store, sqlite_ledger):
+    local_store.put(f"landing/{DAY}/good.jsonl", lines(js()))
+    os.mkfifo(os.path.join(local_store.root, "landing", DAY, "pipe.jsonl"))
+    results, _ = _drain(local_store, sqlite_ledger, NOW)
+    records = _records(local_store)
+    assert [(r["source_object"], r["reason"]) for r in records] == [
+        (f"landing/{DAY}/pipe.jsonl", "object_unreadable")
+    ]
+    assert "not a regular file" in records[0]["detail"]
+    assert len(_curated(local_store)) == 1
+
+
+def test_an_unreadable_file_is_quarantined_then_curated_once_fixed(
+    local_store, sqlite_ledger, monkeypatch
+):
+    from pathlib import Path
+
+    # The tests run as root, whom file modes do not stop: the permission error is simulated.
+    real = Path.read_bytes
+    denied = {"yes"}
+
+    def read_bytes(path):
+        if path.name == "env-07-20261124T1000Z.jsonl" and denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    key = f"landing/{DAY}/env-07-20261124T1000Z.jsonl"
+    local_store.put(key, lines(js(device_id="env-07"), js(device_id="env-07")))
+    results, cursor = _drain(local_store, sqlite_ledger, NOW)
+    (record,) = _records(local_store)
+    assert (record["source_object"], record["reason"], record["device_id"]) == (
+        key,
+        "object_unreadable",
+        "env-07",
+    )
+    assert "permission denied" in record["detail"]
+    denied.clear()  # the owner fixes the file's mode
+    results, _ = _drain(local_store, sqlite_ledger, NOW, cursor)
+    assert sum(r.rows_curated for r in results) == 2
+    assert len(_curated(local_store)) == 2
