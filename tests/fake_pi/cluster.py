@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.harness.procs import port_is_free
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 2222
 ADMIN_USER = "piadmin"
@@ -73,14 +75,7 @@ def missing_prerequisites() -> list[str]:
 
 
 def port_free_on_all(port: int, addresses: list[str]) -> bool:
-    for address in addresses:
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
+    return all(port_is_free(port, address) for address in addresses)
 
 
 def free_common_port(addresses: list[str]) -> int:

@@ -36,6 +36,7 @@ from resources.settings import load_settings
 from resources.ssh import SshResource
 from tests.fake_pi.cluster import FakeCluster
 from tests.fake_pi.fixtures import targets_for
+from tests.integration.cluster_env import cluster_profile_env
 
 pytestmark = [pytest.mark.service]
 
@@ -114,26 +115,7 @@ def test_the_scan_finds_a_secret_given_as_plain_config(instance):
 @pytest.fixture
 def cluster_env(s3, postgres, monkeypatch, tmp_path) -> dict[str, str]:
     """The cluster profile's settings for a fresh bucket and ledger database, one day uploaded."""
-    bucket = s3.make_bucket(f"secrets-{uuid.uuid4().hex[:8]}")
-    database = f"secrets_{uuid.uuid4().hex[:8]}"
-    postgres.create_database(database)
-    env = {
-        "PICLUSTER_PROFILE": "cluster",
-        "PICLUSTER_HOME": str(tmp_path / "home"),
-        "PICLUSTER_S3_ENDPOINT": s3.endpoint,
-        "PICLUSTER_S3_SECURE": "false",
-        "PICLUSTER_S3_BUCKET": bucket,
-        "PICLUSTER_S3_REGION": s3.region,
-        "PICLUSTER_S3_ACCESS_KEY": s3.access_key,
-        "PICLUSTER_S3_SECRET_KEY": s3.secret_key,
-        # Not contacted: only the curated readings run, which do not use the warehouse.
-        "PICLUSTER_TRINO_HOST": "127.0.0.1",
-        "PICLUSTER_PG_HOST": postgres.host,
-        "PICLUSTER_PG_PORT": str(postgres.port),
-        "PICLUSTER_PG_DATABASE": database,
-        "PICLUSTER_PG_USER": postgres.user,
-        "PICLUSTER_PG_PASSWORD": postgres.password,
-    }
+    env = cluster_profile_env(s3, postgres, tmp_path / "home", name="secrets")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     store = object_store_for(load_settings()).process_config_and_initialize()

@@ -7,7 +7,6 @@ import json
 import os
 import shlex
 import subprocess
-import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -21,8 +20,8 @@ from data_assets.simulator import manifest_key
 from resources.ledger import Batch, LedgerStore, batch_id_for
 from resources.object_store import LocalObjectStore, object_store_for
 from resources.settings import load_settings
-from resources.warehouse import TrinoWarehouse
 from sensors.landing import landing_files
+from tests.integration.cluster_env import cluster_profile_env
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -33,28 +32,7 @@ SIMULATE = f"uv run python -m data_assets.cli simulate --day {DAY} --devices 3 -
 
 @pytest.fixture
 def cluster_env(s3, trino, postgres, monkeypatch, tmp_path):
-    bucket = s3.make_bucket(f"sensor-it-{uuid.uuid4().hex[:8]}")
-    database = f"ledger_it_{uuid.uuid4().hex[:8]}"
-    postgres.create_database(database)
-    env = {
-        "PICLUSTER_PROFILE": "cluster",
-        "PICLUSTER_HOME": str(tmp_path / "home"),
-        "PICLUSTER_S3_ENDPOINT": s3.endpoint,
-        "PICLUSTER_S3_SECURE": "false",
-        "PICLUSTER_S3_BUCKET": bucket,
-        "PICLUSTER_S3_REGION": s3.region,
-        "PICLUSTER_S3_ACCESS_KEY": s3.access_key,
-        "PICLUSTER_S3_SECRET_KEY": s3.secret_key,
-        "PICLUSTER_TRINO_HOST": trino.host,
-        "PICLUSTER_TRINO_PORT": str(trino.port),
-        "PICLUSTER_TRINO_USER": trino.user,
-        "PICLUSTER_WAREHOUSE_SCHEMA": f"it_{uuid.uuid4().hex[:8]}",
-        "PICLUSTER_PG_HOST": postgres.host,
-        "PICLUSTER_PG_PORT": str(postgres.port),
-        "PICLUSTER_PG_DATABASE": database,
-        "PICLUSTER_PG_USER": postgres.user,
-        "PICLUSTER_PG_PASSWORD": postgres.password,
-    }
+    env = cluster_profile_env(s3, postgres, tmp_path / "home", name="sensor-it", trino=trino)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
@@ -74,20 +52,9 @@ def test_cluster_profile_end_to_end(cluster_env, trino, postgres, tmp_path):
     manifest = json.loads(store.get(manifest_key(DAY)))
     expected = manifest["expected"]
 
-    # The sensor's resources are the cluster profile's own (S3 store, PostgreSQL ledger), with
-    # the secrets resolved from their dg.EnvVar; only the warehouse's schema location differs:
-    # the test Trino's file metastore keeps managed tables under its catalog folder.
+    # Every resource is the cluster profile's own (S3 store, PostgreSQL ledger, Trino), built
+    # from the settings with the secrets resolved from their dg.EnvVar.
     resources = dict(defs.resources)
-    resources["warehouse"] = TrinoWarehouse(
-        schema_name=settings.warehouse_schema,
-        host=trino.host,
-        port=trino.port,
-        user=trino.user,
-        catalog=trino.catalog,
-        http_scheme="http",
-        bucket=settings.s3.bucket,
-        schema_location=f"s3://{trino.bucket}/metastore/{settings.warehouse_schema}",
-    )
     with dg.build_sensor_context(resources=resources) as context:
         tick = landing_files(context)
     assert tick.run_requests, tick.skip_reason
