@@ -13,6 +13,7 @@ from data_assets.simulator import (
     simulate_day,
     write_day,
 )
+from tests.integration.cluster_env import OFFLINE_CLUSTER_ENV
 
 DAY = "2026-11-24"
 
@@ -76,19 +77,7 @@ def test_mock_devices_are_part_of_the_local_graph_only():
     from resources.settings import load_settings
 
     local = build_defs(load_settings({}))
-    cluster = build_defs(
-        load_settings(
-            {
-                "PICLUSTER_PROFILE": "cluster",
-                "PICLUSTER_S3_ENDPOINT": "127.0.0.1:1",
-                "PICLUSTER_S3_ACCESS_KEY": "unused",
-                "PICLUSTER_S3_SECRET_KEY": "unused",
-                "PICLUSTER_TRINO_HOST": "127.0.0.1",
-                "PICLUSTER_PG_HOST": "127.0.0.1",
-                "PICLUSTER_PG_PASSWORD": "unused",
-            }
-        )
-    )
+    cluster = build_defs(load_settings(OFFLINE_CLUSTER_ENV))
 
     def keys(defs):
         return {k.to_user_string() for a in defs.assets for k in a.keys}

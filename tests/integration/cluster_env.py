@@ -38,3 +38,16 @@ def cluster_profile_env(s3, postgres, home, *, name: str, trino=None) -> dict[st
             }
         )
     return env
+
+
+# The cluster profile's settings for tests that build its Definitions but contact no service:
+# every endpoint is loopback (port 1 for S3, where nothing listens).
+OFFLINE_CLUSTER_ENV = {
+    "PICLUSTER_PROFILE": "cluster",
+    "PICLUSTER_S3_ENDPOINT": "127.0.0.1:1",
+    "PICLUSTER_S3_ACCESS_KEY": "unused",
+    "PICLUSTER_S3_SECRET_KEY": "unused",
+    "PICLUSTER_TRINO_HOST": "127.0.0.1",
+    "PICLUSTER_PG_HOST": "127.0.0.1",
+    "PICLUSTER_PG_PASSWORD": "unused",
+}

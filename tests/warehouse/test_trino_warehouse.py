@@ -28,6 +28,7 @@ from resources.ledger import Batch, ObjectVersion, batch_id_for
 from resources.object_store import LocalObjectStore, S3ObjectStore
 from resources.settings import load_settings
 from resources.warehouse import DuckDBWarehouse, TrinoWarehouse
+from tests.integration.cluster_env import OFFLINE_CLUSTER_ENV
 from tests.warehouse.curated_day import synthetic_day, write_day
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -130,17 +131,7 @@ def test_a_day_is_visible_once_its_partition_is_registered(trino_wh, trino, buck
 def test_the_assets_materialize_on_trino(trino, bucket_store):
     day = "2026-02-11"
     write_day(bucket_store, day, synthetic_day(day, ["pi-a"], silent_from={"pi-a": "12:00"}))
-    settings = load_settings(
-        {
-            "PICLUSTER_PROFILE": "cluster",
-            "PICLUSTER_S3_ENDPOINT": "127.0.0.1:1",
-            "PICLUSTER_S3_ACCESS_KEY": "unused",
-            "PICLUSTER_S3_SECRET_KEY": "unused",
-            "PICLUSTER_TRINO_HOST": "127.0.0.1",
-            "PICLUSTER_PG_HOST": "127.0.0.1",
-            "PICLUSTER_PG_PASSWORD": "unused",
-        }
-    )
+    settings = load_settings(OFFLINE_CLUSTER_ENV)
     defs = warehouse_tables.build_defs(settings)
     assets = list(defs.assets)
     assert all(a.specs_by_key[k].kinds == {"trino"} for a in assets for k in a.keys)
