@@ -493,14 +493,8 @@ PLATFORM_ASSETS = [
     k3s_agents,
     kubeconfig,
 ]
-APPLY_STEPS = [
-    "node_preflight",
-    "node_prep",
-    "node_reboot",
-    "k3s_server",
-    "k3s_agents",
-    "kubeconfig",
-]
+# Every step after the inventory takes the plan/apply config.
+APPLY_STEPS = [a.key.to_user_string() for a in PLATFORM_ASSETS if a is not inventory]
 
 
 def platform_resources(
