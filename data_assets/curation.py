@@ -340,11 +340,13 @@ def verify(
     result: CurationResult,
     staged_curated: str | None = None,
     staged_quarantine: str | None = None,
+    *,
+    as_published: bool = False,
 ) -> None:
     """Reads back the day as it will be once the batch is published (what the day holds, with
-    the batch's staged file in place of anything it published before) and fills
-    `result.checks`: schema and physical ranges, uniqueness of (device_id, reading_ts), and the
-    batch's reconciliation."""
+    the batch's staged file in place of anything it published before), or with `as_published`
+    the day as it is, and fills `result.checks`: schema and physical ranges, uniqueness of
+    (device_id, reading_ts), and the batch's reconciliation."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -360,7 +362,7 @@ def verify(
     keys = [
         info.key
         for info in store.list(curated_day_prefix(day))
-        if info.key.endswith(".parquet") and info.key != own
+        if info.key.endswith(".parquet") and (as_published or info.key != own)
     ]
     if staged_curated is not None:
         keys.append(staged_curated)

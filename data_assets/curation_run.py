@@ -76,7 +76,7 @@ def curate_day(
                 raise BatchNotFound(f"batch {batch_id!r} is for {batch.day}, not for {day}")
             if batch.status in (CURATED, SUPERSEDED):
                 result = CurationResult(day, batch_id)
-                verify(store, result)
+                verify(store, result, as_published=True)
                 return RunOutcome(result, already_curated=True)
         else:
             claimed = ledger.claim_batch(day, run_id, take_failed=True)

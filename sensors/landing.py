@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from data_assets.landing import pages, register_new
+from data_assets.landing import LIST_PAGE, pages, register_new
 from data_assets.layout import LANDING_PREFIX
 from resources.ledger import Batch, Ledger, LedgerStore
 from resources.object_store import ObjectStore
@@ -199,7 +199,10 @@ def evaluate_tick(
             outcome.rescan_listed += len(page)
             outcome.registered += register_new(ledger, page, now.date())
             position = page[-1].key
-            if outcome.rescan_listed >= max_rescanned or time.monotonic() >= deadline:
+            full_page = len(page) == LIST_PAGE  # a shorter page is the last one
+            if full_page and (
+                outcome.rescan_listed >= max_rescanned or time.monotonic() >= deadline
+            ):
                 outcome.rescan_done = False
                 break
         if outcome.rescan_done:
