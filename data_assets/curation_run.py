@@ -82,9 +82,15 @@ def curate_day(
             claimed = ledger.claim_batch(day, run_id, take_failed=True)
             # Nothing to claim: an empty batch that is never stored, so nothing is left pending.
             batch = claimed or Batch(batch_id_for(day, []), day, [])
-        result = curate_batch(
-            store, ledger, batch, before_publish=lease.confirm, after_day_read=after_day_read
-        )
+        try:
+            result = curate_batch(
+                store, ledger, batch, before_publish=lease.confirm, after_day_read=after_day_read
+            )
+        except Exception:
+            # The store or the lease failed us mid-batch: the batch must not hold its day as if
+            # it were still queued (a run by hand has no sensor watching its run state).
+            ledger.mark_failed([batch.batch_id])
+            raise
         finished = False
         if result.passed and ledger.batch(batch.batch_id) is not None:
             # An empty batch (its objects held no reading for the day) is finished too.

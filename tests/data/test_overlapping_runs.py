@@ -7,9 +7,10 @@ and on real SeaweedFS with real PostgreSQL."""
 import contextlib
 import io
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
+import pytest
 
 from data_assets.curation_run import curate_day
 from data_assets.layout import curated_day_prefix
@@ -88,3 +89,22 @@ def test_two_runs_of_one_day_that_both_read_first_never_both_keep_a_reading(stor
     assert first.passed and second.passed
     assert ledger.counts() == {"objects": 2 * len(uploads), "pending": 0, "open_batches": 0}
     assert ledger.lease_holder(DAY) is None
+
+
+def test_a_run_that_loses_its_lease_publishes_nothing_and_frees_its_day(local_store, sqlite_ledger):
+    from resources.ledger import LeaseLost
+
+    for upload in simulate_day(DAY, devices=1, seed=9).uploads[:3]:
+        local_store.put(upload.key, upload.data)
+
+    def stall_until_taken_over():
+        # The run stops renewing (a paused process) and another run takes the day over.
+        assert sqlite_ledger.acquire_lease(DAY, "other-run", now=datetime.now(UTC) + timedelta(1))
+
+    with pytest.raises(LeaseLost, match="nothing was published"):
+        curate_day(
+            local_store, sqlite_ledger, DAY, "slow-run", after_day_read=stall_until_taken_over
+        )
+    assert curated_idents(local_store) == []
+    (failed,) = sqlite_ledger.failed_batches()
+    assert len(failed.objects) == 3
