@@ -79,7 +79,7 @@ def curate_day(
                 verify(store, result, as_published=True)
                 return RunOutcome(result, already_curated=True)
         else:
-            claimed = ledger.claim_batch(day, run_id, take_failed=True)
+            claimed = ledger.claim_batch(day, run_id, take_failed=True, run_id=run_id)
             # Nothing to claim: an empty batch that is never stored, so nothing is left pending.
             batch = claimed or Batch(batch_id_for(day, []), day, [])
         try:

@@ -74,6 +74,7 @@ class Batch:
     status: str = PENDING
     stats: dict[str, int] = field(default_factory=dict)
     created_at: datetime | None = None
+    run_id: str | None = None  # the run that claimed it (by hand) or curated it
 
 
 def batch_id_for(day: str, objects: Iterable[ObjectVersion]) -> str:
@@ -364,6 +365,7 @@ class LedgerStore:
                     "status": PENDING,
                     "object_count": len(batch.objects),
                     "created_at": now,
+                    "run_id": batch.run_id,
                 }
             ],
         ).rowcount
@@ -406,13 +408,15 @@ class LedgerStore:
         *,
         unless_pending: bool = False,
         take_failed: bool = False,
+        run_id: str | None = None,
     ) -> Batch | None:
         """Puts the day's first `max_objects` unassigned pending (version, day) pairs into a new
         batch, in one transaction under `owner`'s lease on the day (`LeaseLost` otherwise).
         None when there is nothing to claim, or, with `unless_pending`, when a batch of the day
         is still pending (it holds the day until it is curated or failed). With `take_failed`
         (a run of the day started by hand) the objects of the day's failed batches are claimed
-        too and those batches are superseded; a pending batch's objects are never taken."""
+        too and those batches are superseded; a pending batch's objects are never taken.
+        `run_id` records the run that claims it, so the sensor can tell when that run died."""
         import sqlalchemy as sa
 
         od, b = self.t["object_days"], self.t["batches"]
@@ -448,12 +452,12 @@ class LedgerStore:
             versions = [ObjectVersion(k, e) for k, e in conn.execute(query)]
             if not versions:
                 return None
-            batch = Batch(batch_id_for(day, versions), day, versions, created_at=now)
+            batch = Batch(batch_id_for(day, versions), day, versions, created_at=now, run_id=run_id)
             # The same objects as a batch that failed: the same batch again (same output keys).
             revived = conn.execute(
                 sa.update(b)
                 .where(b.c.batch_id == batch.batch_id, b.c.status == SUPERSEDED)
-                .values(status=PENDING)
+                .values(status=PENDING, run_id=run_id)
             ).rowcount
             if not revived and self._insert_batch(conn, batch, now) != 1:
                 raise RuntimeError(
@@ -557,6 +561,7 @@ class LedgerStore:
             row["status"],
             stats,
             _aware(row["created_at"]),
+            row["run_id"],
         )
 
     def _batches(self, status: str, limit: int) -> list[Batch]:

@@ -233,27 +233,34 @@ def evaluate_tick(
     return outcome
 
 
-def batch_run_states(context: dg.SensorEvaluationContext, batch_ids: list[str]) -> dict[str, str]:
-    """The state of each batch's latest run (by its `piclusterops/batch` tag, which a
-    re-execution keeps), as `RUN_*`; batches with no run yet are left out."""
-    if not batch_ids:
+def batch_run_states(context: dg.SensorEvaluationContext, batches: list[Batch]) -> dict[str, str]:
+    """The state of each open batch's latest run, as `RUN_*`: found by the batch's tag
+    `piclusterops/batch` (the sensor's runs; a re-execution keeps the tag), else by the run id
+    the ledger recorded (a run by hand). Batches with no run yet are left out."""
+    if not batches:
         return {}
     try:
         instance = context.instance
     except dg.DagsterInvariantViolationError:  # a context built in a test without an instance
         return {}
     failed = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+    def state(run: dg.DagsterRun) -> str:
+        if run.status in failed:
+            return RUN_FAILED
+        return RUN_SUCCEEDED if run.status == dg.DagsterRunStatus.SUCCESS else RUN_ACTIVE
+
     states: dict[str, str] = {}
+    tagged = dg.RunsFilter(tags={BATCH_TAG: [b.batch_id for b in batches]})
     # Newest first: the first run seen for a batch is its latest.
-    for run in instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: batch_ids})):
+    for run in instance.get_runs(filters=tagged):
         batch_id = run.tags.get(BATCH_TAG)
         if batch_id and batch_id not in states:
-            if run.status in failed:
-                states[batch_id] = RUN_FAILED
-            elif run.status == dg.DagsterRunStatus.SUCCESS:
-                states[batch_id] = RUN_SUCCEEDED
-            else:
-                states[batch_id] = RUN_ACTIVE
+            states[batch_id] = state(run)
+    by_run = {b.run_id: b.batch_id for b in batches if b.run_id and b.batch_id not in states}
+    if by_run:
+        for run in instance.get_runs(filters=dg.RunsFilter(run_ids=list(by_run))):
+            states[by_run[run.run_id]] = state(run)
     return states
 
 
@@ -284,9 +291,9 @@ def landing_files(
 ) -> dg.SensorResult:
     previous = LandingCursor.parse(context.cursor)
     store = ledger.store()
-    open_ids = [b.batch_id for b in store.open_batches(limit=MAX_RUNS_PER_TICK * 5)]
+    open_batches = store.open_batches(limit=MAX_RUNS_PER_TICK * 5)
     outcome = evaluate_tick(
-        object_store, store, previous, run_states=batch_run_states(context, open_ids)
+        object_store, store, previous, run_states=batch_run_states(context, open_batches)
     )
     how = "with re-scan" if outcome.rescanned else "after the cursor"
     context.log.info(

@@ -296,3 +296,40 @@ def test_the_re_scan_is_paged_across_ticks_and_resumes_from_the_cursor(store, le
         store, ledger, quiet.cursor, T0 + timedelta(minutes=12), max_rescanned=100_000
     )
     assert late.rescanned and late.rescan_done and late.registered == 1
+
+
+def test_the_sensor_reads_a_batchs_run_state_from_dagster():
+    from resources.ledger import Batch
+    from sensors.landing import BATCH_TAG, RUN_SUCCEEDED, batch_run_states
+
+    @dg.asset
+    def broken() -> None:
+        raise RuntimeError("the store went away")
+
+    @dg.asset
+    def fine() -> None:
+        return None
+
+    with dg.instance_for_test() as instance:
+
+        def run(asset, **tags) -> str:
+            return dg.materialize(
+                [asset], instance=instance, tags=tags, raise_on_error=False
+            ).run_id
+
+        run(broken, **{BATCH_TAG: "sensor-batch"})
+        run(fine, **{BATCH_TAG: "sensor-batch"})  # re-executed after the fix: latest wins
+        run(broken, **{BATCH_TAG: "other-sensor-batch"})
+        by_hand = run(broken)  # a run by hand carries no batch tag: found by its run id
+        batches = [
+            Batch("sensor-batch", DAY, []),
+            Batch("other-sensor-batch", DAY, []),
+            Batch("manual-batch", DAY, [], run_id=by_hand),
+            Batch("queued-batch", DAY, []),
+        ]
+        with dg.build_sensor_context(instance=instance) as context:
+            assert batch_run_states(context, batches) == {
+                "sensor-batch": RUN_SUCCEEDED,
+                "other-sensor-batch": RUN_FAILED,
+                "manual-batch": RUN_FAILED,
+            }
