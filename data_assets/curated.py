@@ -1,20 +1,21 @@
 """The curated readings asset: landing objects -> curated Parquet + quarantine, one day a partition.
 
 Launched by the landing sensor with a batch from the ledger, or by hand (UI, `dg launch`) with no
-batch: then it first hands every unregistered landing object to the ledger and curates everything
-pending for the day. See `curation.py` for what happens to each row.
+batch: then it first hands every unregistered landing object to the ledger and curates what is
+pending for the day and in no open batch. Either way under the day's lease (`curation_run.py`);
+see `curation.py` for what happens to each row.
 """
 
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from data_assets.curation import CurationResult, curate_batch
-from data_assets.landing import sync_landing
+from data_assets.curation import CurationResult
+from data_assets.curation_run import BatchNotFound, curate_day
 from data_assets.layout import curated_day_prefix
 from data_assets.partitions import daily_partitions
 from data_assets.simulator import mock_sensor_uploads
-from resources.ledger import Batch, Ledger, batch_id_for
+from resources.ledger import LeaseHeld, Ledger
 from resources.object_store import ObjectStore
 
 CHECKS = {
@@ -22,14 +23,19 @@ CHECKS = {
     "sensor's physical range and every reading_ts inside the partition's day.",
     "unique_device_reading_ts": "No (device_id, reading_ts) pair appears twice in the day.",
     "reconciliation": "Rows read = rows curated + rows quarantined + duplicates dropped, counted "
-    "from what is stored in the object store after the write.",
+    "from the batch's files as staged in the object store, before they are published.",
 }
 
 
 class CurateConfig(dg.Config):
     batch_id: str | None = None
     """The ledger batch to curate (set by the landing sensor). Empty: everything pending for the
-    partition's day, after registering landing objects the ledger has not seen."""
+    partition's day that no open batch holds, after registering landing objects the ledger has
+    not seen."""
+
+
+def _unpublished(result: CurationResult, empty: str) -> str:
+    return f"(none: {empty})" if result.passed else "(none published: the checks failed)"
 
 
 def _ms(ms: int | None) -> str:
@@ -105,38 +111,29 @@ def curated_sensor_readings(
     """Sensor readings that passed validation, as Parquet under
     `warehouse/sensor_readings/dt=<day>/<batch>.parquet` (one file per batch), with every rejected
     row in `quarantine/sensor_readings/dt=<day>/<batch>.jsonl` (source object, line, reason, raw
-    text). Re-running a batch rewrites the same files; a reading already curated for the day is
-    counted as a duplicate, never written twice."""
+    text). A batch's files are staged, checked and published only when the blocking checks pass.
+    Re-running a curated batch changes nothing; a reading already curated for the day is counted
+    as a duplicate, never written twice."""
     day = context.partition_key
     store = ledger.store()
-    if config.batch_id:
-        batch = store.batch(config.batch_id)
-        if batch is None:
-            raise dg.Failure(
-                f"batch {config.batch_id!r} is not in the {store.describe()}; launch the day "
-                "without a batch_id to curate everything pending for it"
-            )
-        if batch.day != day:
-            raise dg.Failure(
-                f"batch {config.batch_id!r} is for {batch.day}, not for partition {day}"
-            )
-    else:
-        registered = sync_landing(object_store, store)
-        if registered:
-            context.log.info(f"registered {registered} landing objects the ledger had not seen")
-        pending = store.pending_for_day(day)
-        batch = Batch(batch_id_for(day, pending), day, pending)
-        if pending:
-            store.save_batches([batch])
-    context.log.info(f"curating batch {batch.batch_id}: {len(batch.objects)} objects for {day}")
-    result = curate_batch(object_store, store, batch)
-    if result.passed:
-        if batch.objects:
-            store.finish_batch(batch.batch_id, context.run.run_id, result.stats)
-    else:
+    try:
+        curation = curate_day(object_store, store, day, context.run.run_id, config.batch_id)
+    except (BatchNotFound, LeaseHeld) as exc:
+        raise dg.Failure(str(exc)) from exc
+    result = curation.result
+    if curation.registered:
+        context.log.info(
+            f"registered {curation.registered} landing objects the ledger had not seen"
+        )
+    if curation.already_curated:
+        context.log.info(
+            f"batch {result.batch_id} was already curated by an earlier run: nothing to do"
+        )
+    elif not result.passed:
         context.log.error(
-            f"batch {batch.batch_id} failed its checks; the ledger keeps it pending so a re-run "
-            "after the fix curates it again"
+            f"batch {result.batch_id} failed its checks; its files stay unpublished under "
+            f"{', '.join(result.staged_keys) or 'staging/'} and the ledger marks it failed: "
+            "re-execute this run after the fix (or launch the day by hand) to curate it again"
         )
 
     check_results = [
@@ -153,7 +150,7 @@ def curated_sensor_readings(
     ]
     metadata = {
         "dagster/row_count": result.day_rows,
-        "batch_id": batch.batch_id,
+        "batch_id": result.batch_id,
         "objects": result.objects,
         "rows_read": result.rows_read,
         "rows_curated": result.rows_curated,
@@ -161,8 +158,8 @@ def curated_sensor_readings(
         "duplicates_dropped": result.duplicates_dropped,
         "rejected_by_reason": dg.MetadataValue.json(dict(result.rejected_by_reason)),
         "rows_for_other_days": dg.MetadataValue.json(dict(result.rows_for_other_days)),
-        "curated_object": result.curated_key or "(none: no new readings)",
-        "quarantine_object": result.quarantine_key or "(none: nothing rejected)",
+        "curated_object": result.curated_key or _unpublished(result, "no new readings"),
+        "quarantine_object": result.quarantine_key or _unpublished(result, "nothing rejected"),
         "location": object_store.table_location(curated_day_prefix(day)),
         "summary": dg.MetadataValue.md(summary_markdown(result)),
     }

@@ -8,16 +8,28 @@ objects and writes nothing twice:
     quarantine/sensor_readings/dt=<day>/<batch_id>.jsonl
 A reading already curated for the day by another batch (same device and time) is dropped and
 counted as a duplicate: the first batch to curate a reading keeps it.
+
+Write-audit-publish: both files are first written under `staging/`, the checks read them back
+together with what the day already holds, and only a batch that passes is copied to the keys
+above (which the warehouse tables read). A failed batch stays in `staging/` for inspection and
+is never visible to DuckDB or Trino. The caller must hold the day's lease (`curation_run.py`):
+de-duplication reads the day and publishing writes it, and no other run may write in between.
 """
 
 import io
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from data_assets.layout import CURATED_COLUMNS, curated_day_prefix, quarantine_day_prefix
+from data_assets.layout import (
+    CURATED_COLUMNS,
+    curated_day_prefix,
+    quarantine_day_prefix,
+    staged,
+)
 from data_assets.readings import DEVICE_ID, RANGES, Reading, Rejection, parse_object
 from resources.ledger import Batch, LedgerStore, ObjectVersion
 from resources.object_store import ObjectNotFound, ObjectStore, ObjectUnreadable
@@ -70,8 +82,9 @@ class CurationResult:
     rejected_by_reason: Counter = field(default_factory=Counter)
     rows_for_other_days: Counter = field(default_factory=Counter)
     devices: dict[str, DeviceSummary] = field(default_factory=dict)
-    curated_key: str | None = None
-    quarantine_key: str | None = None
+    curated_key: str | None = None  # published
+    quarantine_key: str | None = None  # published
+    staged_keys: list[str] = field(default_factory=list)  # left in staging by a failed batch
     day_rows: int = 0
     day_files: int = 0
     checks: dict[str, CheckOutcome] = field(default_factory=dict)
@@ -106,13 +119,27 @@ def _day_bounds_ms(day: str) -> tuple[int, int]:
     return int(start.timestamp() * 1000), int((start + timedelta(days=1)).timestamp() * 1000)
 
 
+def curated_key_for(day: str, batch_id: str) -> str:
+    return f"{curated_day_prefix(day)}{batch_id}.parquet"
+
+
+def quarantine_key_for(day: str, batch_id: str) -> str:
+    return f"{quarantine_day_prefix(day)}{batch_id}.jsonl"
+
+
 def curate_batch(
     store: ObjectStore,
     ledger: LedgerStore | None,
     batch: Batch,
     now: datetime | None = None,
+    *,
+    before_publish: Callable[[], None] | None = None,
+    after_day_read: Callable[[], None] | None = None,
 ) -> CurationResult:
-    """Curates `batch` for its day and verifies what landed in the store (see `checks`).
+    """Curates `batch` for its day into staging, audits it (see `checks`) and publishes it when
+    every check passes. `before_publish` runs just before publishing (the day lease's confirm:
+    it raises to publish nothing); `after_day_read` right after the day's curated readings are
+    read for de-duplication (tests force interleavings of two runs with it).
 
     Rows whose reading falls on another day are left for that day's run (recorded in the ledger
     as pending there). Rows without a usable timestamp are quarantined on the object's home day.
@@ -184,8 +211,8 @@ def curate_batch(
     if ledger is not None and other_days:
         ledger.add_days(sorted(other_days, key=lambda e: (e[1], e[0].key, e[0].etag)))
 
-    curated_key = f"{curated_day_prefix(day)}{batch.batch_id}.parquet"
-    quarantine_key = f"{quarantine_day_prefix(day)}{batch.batch_id}.jsonl"
+    curated_key = curated_key_for(day, batch.batch_id)
+    quarantine_key = quarantine_key_for(day, batch.batch_id)
 
     # Readings other batches already curated for this day, keyed (device, ms).
     seen: set[tuple[str, int]] = set()
@@ -202,6 +229,8 @@ def curate_batch(
             seen.update(idents)
         except Exception:  # noqa: S112 - a foreign file: the schema check names it and fails
             continue
+    if after_day_read is not None:
+        after_day_read()
 
     kept: list[Reading] = []
     devices = result.devices
@@ -238,6 +267,7 @@ def curate_batch(
     # Sorted by device and time: small row groups per device read fast in Trino and DuckDB.
     kept.sort(key=lambda r: (r.device_id, r.reading_ms))
     ingested_ms = int(now.timestamp() * 1000)
+    curated_bytes = quarantine_bytes = None
     if kept:
         table = pa.Table.from_arrays(
             [
@@ -254,10 +284,7 @@ def curate_batch(
         )
         buffer = io.BytesIO()
         pq.write_table(table, buffer, compression="snappy")
-        store.put(curated_key, buffer.getvalue())
-        result.curated_key = curated_key
-    else:
-        store.delete(curated_key)  # a re-run of a batch whose rows another batch now holds
+        curated_bytes = buffer.getvalue()
     if quarantined:
         lines = []
         for rejection, etag in sorted(
@@ -274,18 +301,52 @@ def curate_batch(
             )
             lines.append(json.dumps(record, ensure_ascii=False))
         # backslashreplace: a lone surrogate from a JSON line must not fail the whole batch.
-        store.put(quarantine_key, ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace"))
-        result.quarantine_key = quarantine_key
-    else:
-        store.delete(quarantine_key)
+        quarantine_bytes = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
 
-    verify(store, result)
+    # Write: only under staging/, which no table reads.
+    outputs = ((curated_key, curated_bytes), (quarantine_key, quarantine_bytes))
+    for key, data in outputs:
+        if data is None:
+            store.delete(staged(key))
+        else:
+            store.put(staged(key), data)
+    # Audit: what is staged, read back, with what the day already holds.
+    verify(
+        store,
+        result,
+        staged(curated_key) if curated_bytes is not None else None,
+        staged(quarantine_key) if quarantine_bytes is not None else None,
+    )
+    if not result.passed:
+        result.staged_keys = [staged(key) for key, data in outputs if data is not None]
+        return result
+    # Publish: the audited bytes under the keys the tables read; an empty output removes what a
+    # previous run of the batch published (its rows are now another batch's).
+    if before_publish is not None:
+        before_publish()
+    for key, data in outputs:
+        if data is None:
+            store.delete(key)
+        else:
+            store.put(key, data)
+        store.delete(staged(key))
+    result.curated_key = curated_key if curated_bytes is not None else None
+    result.quarantine_key = quarantine_key if quarantine_bytes is not None else None
     return result
 
 
-def verify(store: ObjectStore, result: CurationResult) -> None:
-    """Reads back what is stored for the day and fills `result.checks`: schema and physical
-    ranges, uniqueness of (device_id, reading_ts), and the batch's reconciliation."""
+def verify(
+    store: ObjectStore,
+    result: CurationResult,
+    staged_curated: str | None = None,
+    staged_quarantine: str | None = None,
+    *,
+    as_published: bool = False,
+) -> None:
+    """Reads back the day as it will be once the batch is published (what the day holds, with
+    the batch's staged file in place of anything it published before), or with `as_published`
+    the day as it is, and fills `result.checks`: schema and physical ranges, uniqueness of
+    (device_id, reading_ts), and the batch's reconciliation."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -297,21 +358,25 @@ def verify(store: ObjectStore, result: CurationResult) -> None:
     idents: list[tuple[str, int]] = []
     batch_rows = 0
     files = 0
-    for info in store.list(curated_day_prefix(day)):
-        if not info.key.endswith(".parquet"):
-            continue
+    own = curated_key_for(day, result.batch_id)
+    keys = [
+        info.key
+        for info in store.list(curated_day_prefix(day))
+        if info.key.endswith(".parquet") and (as_published or info.key != own)
+    ]
+    if staged_curated is not None:
+        keys.append(staged_curated)
+    for key in keys:
         files += 1
         try:
-            table = _read_parquet(store.get(info.key))
+            table = _read_parquet(store.get(key))
         except Exception as exc:
-            schema_problems.append(f"{info.key}: not readable as Parquet: {exc}")
+            schema_problems.append(f"{key}: not readable as Parquet: {exc}")
             continue
         if not table.schema.equals(expected, check_metadata=False):
-            schema_problems.append(
-                f"{info.key}: {table.schema.to_string(show_schema_metadata=False)}"
-            )
+            schema_problems.append(f"{key}: {table.schema.to_string(show_schema_metadata=False)}")
             continue
-        if info.key == result.curated_key:
+        if key == staged_curated:
             batch_rows = table.num_rows
         for name in expected.names:
             if name != "source_line" and table.column(name).null_count:
@@ -347,8 +412,8 @@ def verify(store: ObjectStore, result: CurationResult) -> None:
         {"rows_checked": len(idents), "duplicate_pairs": duplicates},
     )
     stored_quarantine = 0
-    if result.quarantine_key is not None:
-        stored_quarantine = sum(1 for line in store.get(result.quarantine_key).splitlines() if line)
+    if staged_quarantine is not None:
+        stored_quarantine = sum(1 for line in store.get(staged_quarantine).splitlines() if line)
     balance = batch_rows + stored_quarantine + result.duplicates_dropped
     result.checks["reconciliation"] = CheckOutcome(
         balance == result.rows_read,

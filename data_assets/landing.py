@@ -35,7 +35,10 @@ def is_landing_object(info: ObjectInfo) -> bool:
     return not info.key.endswith("/") and not name.startswith(".")
 
 
-def pages(items: Iterable[ObjectInfo], size: int = 1000) -> Iterator[list[ObjectInfo]]:
+LIST_PAGE = 1000  # objects compared with the ledger at once; S3 lists 1,000 keys a request
+
+
+def pages(items: Iterable[ObjectInfo], size: int = LIST_PAGE) -> Iterator[list[ObjectInfo]]:
     page: list[ObjectInfo] = []
     for item in items:
         page.append(item)

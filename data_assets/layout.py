@@ -5,6 +5,7 @@ One bucket (`lake`, on the cluster) or one folder (`<home>/object-store`, locall
     landing/...                                       raw uploads (.jsonl, .csv, optionally .gz)
     warehouse/sensor_readings/dt=YYYY-MM-DD/<batch>.parquet   curated rows, a file per batch and day
     quarantine/sensor_readings/dt=YYYY-MM-DD/<batch>.jsonl    rejected rows, one JSON record each
+    staging/<either of the two above>                 a batch's files until its checks pass
     metastore/                                        Trino's file metastore (test clusters only)
 
 The curated table is partitioned Hive-style by `dt` (the UTC day of the reading); `dt` lives only in
@@ -15,6 +16,9 @@ LANDING_PREFIX = "landing/"
 CURATED_PREFIX = "warehouse/sensor_readings/"
 QUARANTINE_PREFIX = "quarantine/sensor_readings/"
 METASTORE_PREFIX = "metastore/"
+# Write-audit-publish: a batch is written here, audited, and copied to the prefixes the tables
+# read only when its blocking checks pass. No table reads below it.
+STAGING_PREFIX = "staging/"
 
 READINGS_TABLE = "sensor_readings"
 HOURLY_TABLE = "sensor_readings_hourly"
@@ -40,3 +44,8 @@ def curated_day_prefix(day: str) -> str:
 
 def quarantine_day_prefix(day: str) -> str:
     return f"{QUARANTINE_PREFIX}{PARTITION_COLUMN}={day}/"
+
+
+def staged(key: str) -> str:
+    """Where a batch's file waits for its checks: `staging/<key>`."""
+    return f"{STAGING_PREFIX}{key}"

@@ -201,29 +201,48 @@ class LocalObjectStore(ObjectStore):
         return self._info(key, path) if path.is_file() else None
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
-        root = Path(self.root)
-        # Walk only the folder the prefix names, then sort by key: S3 orders keys by their bytes,
-        # which is not the order a directory walk gives ('a-b' < 'a/b').
+        # Walk only the folder the prefix names, lazily, in S3's key order, skipping whole
+        # folders before `start_after`: a paged listing of a large store reads only its page.
         base_dir = prefix.rpartition("/")[0]
-        start = root / base_dir if base_dir else root
-        if not start.is_dir():
+        start = Path(self.root) / base_dir if base_dir else Path(self.root)
+        if start.is_dir():
+            yield from self._walk(start, base_dir, prefix, start_after)
+
+    def _walk(
+        self, folder: Path, rel: str, prefix: str, start_after: str | None
+    ) -> Iterator[ObjectInfo]:
+        entries = []
+        try:
+            with os.scandir(folder) as found:
+                for entry in found:
+                    if entry.name.startswith("."):
+                        continue
+                    key = _key_for(f"{rel}/{entry.name}" if rel else entry.name)
+                    is_dir = entry.is_dir()
+                    if is_dir and entry.is_symlink():
+                        continue  # not followed, as a bucket has no links
+                    # Every key in a folder starts with "<folder>/": it sorts as that. S3 orders
+                    # keys by their bytes, not as a directory walk would ('a-b' < 'a/b').
+                    entries.append(((key + "/" if is_dir else key).encode(), key, is_dir, entry))
+        except FileNotFoundError:  # removed while we listed
             return
-        keys = []
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel_dir = Path(dirpath).relative_to(root).as_posix()
-            for name in filenames:
-                if name.startswith("."):
+        entries.sort(key=lambda e: e[0])
+        for _, key, is_dir, entry in entries:
+            if is_dir:
+                below = key + "/"
+                if not (below.startswith(prefix) or prefix.startswith(below)):
                     continue
-                path = f"{dirpath}/{name}"
-                key = _key_for(name if rel_dir == "." else f"{rel_dir}/{name}")
-                if key.startswith(prefix) and (start_after is None or key > start_after):
-                    keys.append((key, path))
-        keys.sort(key=lambda k: k[0].encode())
-        for key, path in keys:
-            info = self._info(key, Path(path))
-            if info is not None:  # deleted while we listed
-                yield info
+                if (
+                    start_after is not None
+                    and start_after > below
+                    and not start_after.startswith(below)
+                ):
+                    continue  # every key below sorts before start_after
+                yield from self._walk(Path(entry.path), key, prefix, start_after)
+            elif key.startswith(prefix) and (start_after is None or key > start_after):
+                info = self._info(key, Path(entry.path))
+                if info is not None:  # deleted while we listed
+                    yield info
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

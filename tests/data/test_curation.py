@@ -171,7 +171,8 @@ def test_unseen_bad_files_never_crash_and_every_row_is_accounted_for(store, ledg
     by_file = {k.rsplit("/", 1)[-1]: [] for k in files}
     for r in records:
         by_file[r["source_object"].rsplit("/", 1)[-1]].append(r["reason"])
-    assert by_file["random-bytes.jsonl"] in (["undecodable_file"], by_file["random-bytes.jsonl"])
+    # 2,000 seeded random bytes hold no UTF-8 line: one record for the whole file.
+    assert by_file["random-bytes.jsonl"] == ["undecodable_file"]
     assert by_file["truncated.jsonl.gz"] == ["undecodable_file"]
     assert by_file["utf16.csv"] == ["undecodable_file"]
     assert by_file["only-header.csv"] == ["empty_file"]
@@ -222,5 +223,26 @@ def test_a_foreign_file_in_the_curated_day_fails_the_blocking_check_and_stops_do
     assert "downstream_table" not in {
         e.step_key for e in result.all_events if e.event_type_value == "STEP_START"
     }
-    # The batch stays pending, so curating again after the fix picks it up.
-    assert ledger.store().counts()["open_batches"] == 1
+    # Write-audit-publish: the failed batch's file stays in staging; the table's prefix holds
+    # only the foreign file. The batch is failed, so a re-run after the fix curates it again.
+    (failed,) = ledger.store().failed_batches()
+    assert [i.key for i in local_store.list(curated_day_prefix(DAY))] == [
+        f"{curated_day_prefix(DAY)}hand-copied.parquet"
+    ]
+    assert [i.key for i in local_store.list("staging/")] == [
+        f"staging/{curated_day_prefix(DAY)}{failed.batch_id}.parquet"
+    ]
+    local_store.delete(f"{curated_day_prefix(DAY)}hand-copied.parquet")
+    fixed = dg.materialize(
+        [curated_sensor_readings],
+        partition_key=DAY,
+        resources={"object_store": local_store, "ledger": ledger},
+    )
+    (materialization,) = fixed.asset_materializations_for_node("curated_sensor_readings")
+    assert materialization.metadata["batch_id"].value == failed.batch_id
+    assert materialization.metadata["rows_curated"].value == 1
+    assert ledger.store().batch(failed.batch_id).status == "curated"
+    assert [i.key for i in local_store.list("staging/")] == []
+    assert [i.key for i in local_store.list(curated_day_prefix(DAY))] == [
+        f"{curated_day_prefix(DAY)}{failed.batch_id}.parquet"
+    ]

@@ -8,7 +8,14 @@ from data_assets.curated import curated_sensor_readings
 from data_assets.curation import STAT_KEYS
 from data_assets.simulator import FaultRates, simulate_day
 from resources.ledger import SqliteLedger
-from sensors.landing import LandingCursor, evaluate_tick, landing_files
+from sensors.landing import (
+    RUN_ACTIVE,
+    RUN_FAILED,
+    LandingCursor,
+    evaluate_tick,
+    landing_files,
+    run_request,
+)
 
 DAY = "2026-11-24"
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -82,9 +89,9 @@ def test_sensor_says_why_it_skips_and_requests_one_run_per_batch(local_store, tm
     resources = {"object_store": local_store, "ledger": ledger}
     with dg.build_sensor_context(resources=resources) as context:
         result = landing_files(context)
-    assert result.skip_reason is not None
-    assert "no new objects" in result.skip_reason.skip_message or "re-scan" in (
-        result.skip_reason.skip_message
+    # The first tick is a re-scan of the whole (empty) prefix.
+    assert result.skip_reason.skip_message == (
+        "re-scan finished: the last 0 objects found nothing new"
     )
 
     for upload in simulate_day(DAY, devices=2, seed=1, faults=FaultRates.typical()).uploads:
@@ -159,3 +166,170 @@ def test_a_manual_run_curates_what_is_pending_and_a_second_one_finds_nothing_new
     assert first.metadata["rows_curated"].value == 24 * 60
     assert second.metadata["rows_read"].value == 0
     assert second.metadata["dagster/row_count"].value == 24 * 60
+
+
+def _curated_idents(store, day=DAY) -> list[tuple[str, int]]:
+    import io
+
+    import pyarrow.parquet as pq
+
+    from data_assets.layout import curated_day_prefix
+
+    idents = []
+    for info in store.list(curated_day_prefix(day)):
+        table = pq.read_table(io.BytesIO(store.get(info.key)), columns=["device_id", "reading_ts"])
+        idents += list(zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True))
+    return idents
+
+
+def test_a_manual_run_between_a_tick_and_its_run_curates_every_reading_once(local_store, tmp_path):
+    """Issue 7: a tick creates a batch, one more file lands, a run by hand of the day runs, then
+    the sensor's run: every good reading once, the batch finished, the next tick quiet."""
+    ledger = SqliteLedger(path=str(tmp_path / "ledger.sqlite"))
+    resources = {"object_store": local_store, "ledger": ledger}
+    for upload in simulate_day(DAY, devices=2, seed=4).uploads:  # no faults: 2 x 1440 readings
+        local_store.put(upload.key, upload.data)
+    tick = evaluate_tick(local_store, ledger.store(), LandingCursor(), T0, max_batch_objects=40)
+    (batch,) = tick.batches
+    assert len(batch.objects) == 40  # of 48 files: the other 8 wait for the day to be free
+    local_store.put(
+        f"landing/{DAY}/23/env-07-20261124T2300Z.jsonl",
+        "".join(LINE.format(day=DAY, m=m).replace("env-01", "env-07") for m in range(5)).encode(),
+    )
+    manual = dg.materialize([curated_sensor_readings], partition_key=DAY, resources=resources)
+    (by_hand,) = manual.asset_materializations_for_node("curated_sensor_readings")
+    # Only what no open batch holds: the 8 files the tick left and the one that landed since.
+    assert by_hand.metadata["objects"].value == 9
+    sensor_run = dg.materialize(
+        [curated_sensor_readings],
+        partition_key=DAY,
+        run_config=run_request(batch).run_config,
+        resources=resources,
+    )
+    (from_sensor,) = sensor_run.asset_materializations_for_node("curated_sensor_readings")
+    assert from_sensor.metadata["objects"].value == 40
+
+    idents = _curated_idents(local_store)
+    assert len(idents) == len(set(idents)) == 2 * 24 * 60 + 5
+    assert by_hand.metadata["rows_curated"].value + from_sensor.metadata["rows_curated"].value == (
+        len(idents)
+    )
+    assert ledger.store().batch(batch.batch_id).status == "curated"
+    assert ledger.store().counts()["pending"] == 0
+    later = evaluate_tick(local_store, ledger.store(), tick.cursor, T0 + timedelta(hours=2))
+    assert (later.batches, later.failed_batches, later.stuck_batches) == ([], [], [])
+    assert "failed" not in later.skip_reason(tick.cursor)
+    assert "pending" not in later.skip_reason(tick.cursor)
+
+
+def test_a_queued_batch_holds_its_day_until_its_run_fails(store, ledger):
+    put_files(store, ["f000.jsonl", "f001.jsonl"])
+    first = evaluate_tick(store, ledger, LandingCursor(), T0, max_batch_objects=1)
+    (queued,) = first.batches
+    # Two hours in the queue (a busy daemon, a paused run queue): the day is still the queued
+    # batch's, which is requested again and not called stale.
+    hours_later = evaluate_tick(
+        store,
+        ledger,
+        first.cursor,
+        T0 + timedelta(hours=2),
+        run_states={queued.batch_id: RUN_ACTIVE},
+        max_batch_objects=1,
+    )
+    assert [b.batch_id for b in hours_later.batches] == [queued.batch_id]
+    assert (hours_later.failed_batches, ledger.counts()["open_batches"]) == ([], 1)
+    # Its run failed: the batch is marked failed and named, and the day takes its next batch.
+    after_failure = evaluate_tick(
+        store,
+        ledger,
+        hours_later.cursor,
+        T0 + timedelta(hours=2, minutes=1),
+        run_states={queued.batch_id: RUN_FAILED},
+        max_batch_objects=1,
+    )
+    assert after_failure.failed_batches == [queued.batch_id]
+    assert [o.key for b in after_failure.batches for o in b.objects] == [
+        f"landing/env-01/{DAY}/f001.jsonl"
+    ]
+    assert "1 batches failed and are not curated" in after_failure.skip_reason(first.cursor)
+
+
+def test_a_second_run_of_a_curated_batch_reports_no_rows_curated(local_store, tmp_path):
+    ledger = SqliteLedger(path=str(tmp_path / "ledger.sqlite"))
+    resources = {"object_store": local_store, "ledger": ledger}
+    put_files(local_store, [f"f{i:03d}.jsonl" for i in range(3)])
+    (batch,) = evaluate_tick(local_store, ledger.store(), LandingCursor(), T0).batches
+    runs = [
+        dg.materialize(
+            [curated_sensor_readings],
+            partition_key=DAY,
+            run_config=run_request(batch).run_config,
+            resources=resources,
+        ).asset_materializations_for_node("curated_sensor_readings")[0]
+        for _ in range(2)
+    ]
+    assert [m.metadata["rows_curated"].value for m in runs] == [3, 0]
+    assert [m.metadata["dagster/row_count"].value for m in runs] == [3, 3]
+    assert ledger.store().batch(batch.batch_id).stats["rows_curated"] == 3
+
+
+def test_the_re_scan_is_paged_across_ticks_and_resumes_from_the_cursor(store, ledger):
+    put_files(store, [f"f{i:04d}.jsonl" for i in range(2500)])
+    cursor = LandingCursor()
+    listed = []
+    # No time budget at all: each tick still reads one page (1,000 keys), so it moves on.
+    for minute in range(3):
+        tick = evaluate_tick(
+            store, ledger, cursor, T0 + timedelta(minutes=minute), budget=timedelta(0)
+        )
+        listed.append((tick.rescan_listed, tick.rescan_done))
+        cursor = tick.cursor
+    assert listed == [(1000, False), (1000, False), (500, True)]
+    assert ledger.counts()["objects"] == 2500
+    assert cursor.after == f"landing/env-01/{DAY}/f2499.jsonl"
+    assert (cursor.rescan_after, cursor.rescanned_at) == (None, T0 + timedelta(minutes=2))
+    # The next re-scan is due ten minutes after this one ended, and finds a late file.
+    put_files(store, ["e-late.jsonl"])
+    quiet = evaluate_tick(store, ledger, cursor, T0 + timedelta(minutes=5), budget=timedelta(0))
+    assert not quiet.rescanned and quiet.registered == 0
+    late = evaluate_tick(
+        store, ledger, quiet.cursor, T0 + timedelta(minutes=12), max_rescanned=100_000
+    )
+    assert late.rescanned and late.rescan_done and late.registered == 1
+
+
+def test_the_sensor_reads_a_batchs_run_state_from_dagster():
+    from resources.ledger import Batch
+    from sensors.landing import BATCH_TAG, RUN_SUCCEEDED, batch_run_states
+
+    @dg.asset
+    def broken() -> None:
+        raise RuntimeError("the store went away")
+
+    @dg.asset
+    def fine() -> None:
+        return None
+
+    with dg.instance_for_test() as instance:
+
+        def run(asset, **tags) -> str:
+            return dg.materialize(
+                [asset], instance=instance, tags=tags, raise_on_error=False
+            ).run_id
+
+        run(broken, **{BATCH_TAG: "sensor-batch"})
+        run(fine, **{BATCH_TAG: "sensor-batch"})  # re-executed after the fix: latest wins
+        run(broken, **{BATCH_TAG: "other-sensor-batch"})
+        by_hand = run(broken)  # a run by hand carries no batch tag: found by its run id
+        batches = [
+            Batch("sensor-batch", DAY, []),
+            Batch("other-sensor-batch", DAY, []),
+            Batch("manual-batch", DAY, [], run_id=by_hand),
+            Batch("queued-batch", DAY, []),
+        ]
+        with dg.build_sensor_context(instance=instance) as context:
+            assert batch_run_states(context, batches) == {
+                "sensor-batch": RUN_SUCCEEDED,
+                "other-sensor-batch": RUN_FAILED,
+                "manual-batch": RUN_FAILED,
+            }

@@ -1,5 +1,7 @@
 """Both object store backends behave the same: the S3 one against a real SeaweedFS."""
 
+import os
+
 import pytest
 
 from resources.object_store import ObjectNotFound
@@ -43,6 +45,39 @@ def test_folder_lists_in_s3_byte_order(local_store):
     for key in keys:
         local_store.put(key, b"x")
     assert [i.key for i in local_store.list("landing/")] == sorted(keys)
+
+
+def test_folder_listing_never_opens_folders_before_start_after(local_store, monkeypatch):
+    keys = [
+        "landing/2026-11-24/09/a.jsonl",
+        "landing/2026-11-24/10/a.jsonl",
+        "landing/2026-11-24/10/b.jsonl",
+        "landing/2026-11-24/10-late.jsonl",
+        "landing/2026-11-24/11/a.jsonl",
+        "landing/2026-11-25/00/a.jsonl",
+        "landing/z.jsonl",
+    ]
+    for key in keys:
+        local_store.put(key, b"x")
+    local_store.put("landing-other/x.jsonl", b"x")  # shares the prefix's text, not its folder
+    for position, after in enumerate(sorted(keys)):
+        listed = [i.key for i in local_store.list("landing/", start_after=after)]
+        assert listed == sorted(keys)[position + 1 :]
+    scanned: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: scanned.append(str(path)) or scandir(path))
+    listed = [i.key for i in local_store.list("landing/", start_after=keys[4])]
+    assert listed == ["landing/2026-11-25/00/a.jsonl", "landing/z.jsonl"]
+    root = local_store.root
+    # The hours before the one start_after names are not even opened.
+    assert scanned == [
+        f"{root}/landing",
+        f"{root}/landing/2026-11-24",
+        f"{root}/landing/2026-11-24/11",
+        f"{root}/landing/2026-11-25",
+        f"{root}/landing/2026-11-25/00",
+    ]
+    assert [i.key for i in local_store.list("landing/2026-11-24/1")] == sorted(keys)[1:5]
 
 
 def test_table_location_names_the_prefix(store):

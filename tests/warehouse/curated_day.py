@@ -67,3 +67,27 @@ def write_day(store, day: str, rows: list[dict], *, batch: str = "batch-0001", q
     if quarantine:
         text = "".join(json.dumps(record) + "\n" for record in quarantine)
         store.put(f"{layout.quarantine_day_prefix(day)}{batch}.jsonl", text.encode())
+
+
+GOOD_LINE = (
+    '{{"device_id":"env-01","reading_ts":"{day}T10:{m:02d}:00Z","temperature_c":21.5,'
+    '"humidity_pct":45.0,"pressure_hpa":1013.2}}\n'
+)
+HAND_COPIED = "hand-copied"
+
+
+def a_day_whose_next_batch_fails(store, day: str) -> None:
+    """Three good readings and one malformed line in `landing/`, and in the curated day a
+    hand-copied file with the curated schema but a temperature no sensor gives (500 °C): the
+    next batch of the day fails its blocking range check."""
+    rogue = synthetic_day(day, devices=("pi-node-9",))[:1]
+    rogue[0]["temperature_c"] = 500.0
+    write_day(store, day, rogue, batch=HAND_COPIED)
+    text = "".join(GOOD_LINE.format(day=day, m=m) for m in range(3)) + "{not json\n"
+    store.put(
+        f"{layout.LANDING_PREFIX}{day}/10/env-01-{day.replace('-', '')}T1000Z.jsonl", text.encode()
+    )
+
+
+def remove_the_hand_copied_file(store, day: str) -> None:
+    store.delete(f"{layout.curated_day_prefix(day)}{HAND_COPIED}.parquet")

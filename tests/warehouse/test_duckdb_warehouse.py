@@ -279,3 +279,37 @@ def test_a_step_waits_while_another_process_holds_the_duckdb_file(tmp_path, stor
             assert wh.query(sql("sensor_readings_count"), {"day": DAY}).rows == [(0,)]
     finally:
         holder.wait(timeout=60)
+
+
+def test_a_batch_that_fails_its_checks_is_never_read(store, warehouse, tmp_path):
+    """Write-audit-publish on DuckDB: the failed batch's readings and rejected rows stay in
+    staging, so the tables show only what was there before; once fixed it is published."""
+    from data_assets.curation_run import curate_day
+    from resources.ledger import LedgerStore
+    from tests.warehouse.curated_day import (
+        a_day_whose_next_batch_fails,
+        remove_the_hand_copied_file,
+    )
+
+    ledger = LedgerStore(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    a_day_whose_next_batch_fails(store, DAY)
+    failed = curate_day(store, ledger, DAY, "run-1").result
+    assert not failed.checks["schema_and_ranges"].passed
+    assert failed.staged_keys  # its Parquet and its quarantine file wait in staging/
+    ensure_tables(warehouse)
+    warehouse.register_partition(READINGS, DAY)
+    warehouse.register_partition(QUARANTINE, DAY)
+    count = "SELECT count(*) FROM sensor_readings WHERE dt = :day"
+    rejected = "SELECT count(*) FROM sensor_quarantine WHERE dt = :day"
+    assert warehouse.query(count, {"day": DAY}).rows == [(1,)]  # the hand-copied row only
+    assert warehouse.query(rejected, {"day": DAY}).rows == [(0,)]
+
+    remove_the_hand_copied_file(store, DAY)
+    fixed = curate_day(store, ledger, DAY, "run-2").result
+    assert fixed.passed and fixed.batch_id == failed.batch_id
+    warehouse.register_partition(READINGS, DAY)
+    warehouse.register_partition(QUARANTINE, DAY)
+    assert warehouse.query(count, {"day": DAY}).rows == [(3,)]
+    assert warehouse.query(rejected, {"day": DAY}).rows == [(1,)]
+    assert list(store.list("staging/")) == []
+    ledger.dispose()

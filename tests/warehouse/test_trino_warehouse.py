@@ -235,3 +235,34 @@ def test_one_day_of_mock_data_gives_the_same_aggregates_on_duckdb_and_trino(
     health = {r["device_id"]: r for r in d_health.dicts()}
     assert sum(r["rejected_rows"] for r in health.values()) == curated.rows_quarantined
     assert health["(unknown)"]["rejected_rows"] >= 1  # the undecodable upload
+
+
+def test_a_batch_that_fails_its_checks_is_never_read_by_trino(trino_wh, bucket_store, postgres):
+    """Write-audit-publish on the cluster profile: SeaweedFS, the ledger in PostgreSQL, Trino."""
+    from data_assets.curation_run import curate_day
+    from resources.ledger import LedgerStore
+    from tests.warehouse.curated_day import (
+        a_day_whose_next_batch_fails,
+        remove_the_hand_copied_file,
+    )
+
+    day = "2026-02-20"
+    ledger = LedgerStore(postgres.create_database("wap_trino_ledger"))
+    a_day_whose_next_batch_fails(bucket_store, day)
+    failed = curate_day(bucket_store, ledger, day, "run-1").result
+    assert not failed.checks["schema_and_ranges"].passed
+    for table in (READINGS, QUARANTINE):
+        trino_wh.register_partition(table, day)
+    count = "SELECT count(*) FROM sensor_readings WHERE dt = :day"
+    rejected = "SELECT count(*) FROM sensor_quarantine WHERE dt = :day"
+    assert trino_wh.query(count, {"day": day}).rows == [(1,)]  # the hand-copied row only
+    assert trino_wh.query(rejected, {"day": day}).rows == [(0,)]
+
+    remove_the_hand_copied_file(bucket_store, day)
+    fixed = curate_day(bucket_store, ledger, day, "run-2").result
+    assert fixed.passed and fixed.batch_id == failed.batch_id
+    for table in (READINGS, QUARANTINE):
+        trino_wh.register_partition(table, day)
+    assert trino_wh.query(count, {"day": day}).rows == [(3,)]
+    assert trino_wh.query(rejected, {"day": day}).rows == [(1,)]
+    ledger.dispose()
