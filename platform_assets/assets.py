@@ -17,33 +17,21 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets import steps as S
-from platform_assets.inventory import Inventory, capacity_table, load_inventory
-from platform_assets.planning import NodePlan, plans_markdown, server_url
+from platform_assets.core.engine import may_contact, select_nodes, ssh_targets
+from platform_assets.core.render import converged_check, fail_if_any_node_failed, step_metadata
+from platform_assets.inventory import Inventory, capacity_table
+from platform_assets.k3s.apply import run_k3s
+from platform_assets.k3s.facts import K3S_KUBECONFIG
+from platform_assets.k3s.plan import server_url
+from platform_assets.kubeconfig.fetch import rewrite_kubeconfig, write_private
+from platform_assets.node_prep.apply import run_node_prep
+from platform_assets.node_reboot.apply import run_reboot
+from platform_assets.preflight.verdicts import run_preflight
+from platform_assets.resources import InventoryFile, K3sToken
 from resources.kubernetes import KubernetesResource
 from resources.ssh import NodeError, SshResource
 
 GROUP = "platform"
-
-
-class InventoryFile(dg.ConfigurableResource):
-    """The inventory file, and whether this profile may contact non-loopback nodes."""
-
-    path: str
-    # False in the local profile: only loopback nodes (the fake-Pi cluster) are contacted.
-    allow_remote_nodes: bool = False
-
-    def load(self) -> Inventory:
-        return load_inventory(self.path)
-
-
-class K3sToken(dg.ConfigurableResource):
-    """The K3s join token, from the variable the inventory's `k3s.token_env` names (dg.EnvVar).
-
-    Empty when the variable is not set: plans still work, applying K3s refuses.
-    """
-
-    token: str = ""
 
 
 class NodeStepConfig(dg.Config):
@@ -62,82 +50,8 @@ def _open(
     ssh: SshResource, inv: Inventory, names: Sequence[str], log=None, secrets: Sequence[str] = ()
 ):
     """SSH sessions for the step's nodes. Connections open on first use, so nodes the profile
-    may not contact (see `steps.may_contact`) are never connected to."""
-    return ssh.open(S.ssh_targets(inv, names), log=log, secrets=secrets)
-
-
-def _errors(outcomes: dict) -> dict[str, NodeError]:
-    return {name: o for name, o in outcomes.items() if isinstance(o, NodeError)}
-
-
-def _fail_if_errors(outcomes: dict, step: str) -> None:
-    errors = _errors(outcomes)
-    if errors:
-        lines = "\n".join(f"- {e}" for e in errors.values())
-        raise dg.Failure(
-            description=f"{step} failed on {', '.join(errors)} (the other nodes finished):\n"
-            f"{lines}",
-            metadata={"failed_nodes": ", ".join(errors)},
-        )
-
-
-def _step_result(outcomes: dict, applied: bool, extra: dict | None = None):
-    """Markdown plan per node plus changed/unchanged counts."""
-    plans: list[NodePlan] = []
-    error_lines: list[str] = []
-    for name, outcome in outcomes.items():
-        if isinstance(outcome, NodeError):
-            error_lines.append(f"### {name}: failed\n\n{outcome.reason}\n")
-        else:
-            plans.append(outcome.plan)
-    changes = sum(len(p.changes) for p in plans)
-    changed_nodes = [p.node for p in plans if p.changes]
-    mode = "apply" if applied else "plan"
-    body = plans_markdown(plans, applied=applied) + "\n".join(error_lines)
-    metadata = {
-        "mode": mode,
-        "dagster/row_count": changes,
-        "changes": changes,
-        "nodes_changed": len(changed_nodes),
-        "nodes_unchanged": len([p for p in plans if not p.changes]),
-        "nodes_failed": len(error_lines),
-        "plan": dg.MetadataValue.md(body or "no nodes in this step"),
-        **(extra or {}),
-    }
-    return metadata
-
-
-def _converged_check(outcomes: dict, applied: bool, asset_key: str) -> dg.AssetCheckResult:
-    rows = []
-    passed = True
-    for name, outcome in outcomes.items():
-        if isinstance(outcome, NodeError):
-            rows.append(f"| {name} | failed: {outcome.reason[:200]} |")
-            passed = False
-        elif not outcome.plan.contacted:
-            rows.append(f"| {name} | not contacted (facts unknown) |")
-            passed = False
-        elif outcome.converged:
-            rows.append(f"| {name} | converged |")
-        elif outcome.remaining is None:
-            rows.append(f"| {name} | {len(outcome.plan.changes)} changes pending (plan mode) |")
-            passed = False
-        else:
-            left = ", ".join(c.name for c in outcome.remaining)
-            rows.append(f"| {name} | NOT converged after apply: {left} |")
-            passed = False
-    converged = sum(1 for row in rows if row.endswith("| converged |"))
-    return dg.AssetCheckResult(
-        asset_key=asset_key,
-        check_name="converged",
-        passed=passed,
-        description=f"{converged} of {len(rows)} nodes converged",
-        # Pending changes in plan mode are expected, not an error.
-        severity=dg.AssetCheckSeverity.ERROR if applied else dg.AssetCheckSeverity.WARN,
-        metadata={
-            "nodes": dg.MetadataValue.md("| node | state |\n| --- | --- |\n" + "\n".join(rows))
-        },
-    )
+    may not contact (see `core.engine.may_contact`) are never connected to."""
+    return ssh.open(ssh_targets(inv, names), log=log, secrets=secrets)
 
 
 # --- assets ------------------------------------------------------------------------------------
@@ -199,10 +113,10 @@ def node_preflight(
     cgroup v2 memory controller, page size, free disk, fsync latency where K3s keeps its data
     (etcd wants p99 < 10 ms), time sync, NIC speed. Reads only."""
     inv = inventory_file.load()
-    names = S.select_nodes(inv, config.nodes)
+    names = select_nodes(inv, config.nodes)
     allow = inventory_file.allow_remote_nodes
     with _open(ssh, inv, names, log=context.log) as sessions:
-        outcomes = S.run_preflight(sessions, inv, names, allow)
+        outcomes = run_preflight(sessions, inv, names, allow)
     lines, errors, warned, not_contacted = [], [], 0, []
     for name, outcome in outcomes.items():
         if isinstance(outcome, NodeError):
@@ -269,22 +183,22 @@ def node_prep(
     (reboot in node_reboot), swap off for good, hostname and hosts file, K3s sysctls, 30 days
     of journald, firewall (SSH/web only from the LAN, NodePorts only inside the cluster)."""
     inv = inventory_file.load()
-    names = S.select_nodes(inv, config.nodes)
+    names = select_nodes(inv, config.nodes)
     allow = inventory_file.allow_remote_nodes
     with _open(ssh, inv, names, log=context.log) as sessions:
-        outcomes = S.run_node_prep(sessions, inv, names, apply=config.apply, allow_remote=allow)
+        outcomes = run_node_prep(sessions, inv, names, apply=config.apply, allow_remote=allow)
     reboots = [
         n
         for n, o in outcomes.items()
         if not isinstance(o, NodeError) and any(c.needs_reboot for c in o.plan.changes)
     ]
     yield dg.MaterializeResult(
-        metadata=_step_result(
+        metadata=step_metadata(
             outcomes, config.apply, {"reboot_needed": ", ".join(reboots) or "none"}
         ),
-        check_results=[_converged_check(outcomes, config.apply, "node_prep")],
+        check_results=[converged_check(outcomes, config.apply, "node_prep")],
     )
-    _fail_if_errors(outcomes, "node prep")
+    fail_if_any_node_failed(outcomes, "node prep")
 
 
 @dg.asset(group_name=GROUP, kinds={"ssh", "raspberrypi"}, deps=[node_prep])
@@ -298,10 +212,10 @@ def node_reboot(
     until each answers with a new boot id and the memory cgroup controller. Never retried
     automatically: a reboot is not idempotent."""
     inv = inventory_file.load()
-    names = S.select_nodes(inv, config.nodes)
+    names = select_nodes(inv, config.nodes)
     allow = inventory_file.allow_remote_nodes
     with _open(ssh, inv, names, log=context.log) as sessions:
-        outcomes = S.run_reboot(
+        outcomes = run_reboot(
             sessions, inv, names, apply=config.apply, allow_remote=allow, timeout_s=config.timeout_s
         )
     rows = ["| node | reboot | why | result |", "| --- | --- | --- | --- |"]
@@ -328,7 +242,7 @@ def node_reboot(
             "nodes": dg.MetadataValue.md("\n".join(rows)),
         }
     )
-    _fail_if_errors(outcomes, "reboot")
+    fail_if_any_node_failed(outcomes, "reboot")
 
 
 def _k3s_step(
@@ -341,22 +255,22 @@ def _k3s_step(
     key: str,
 ):
     inv = inventory_file.load()
-    names = S.select_nodes(inv, config.nodes, role=role)
+    names = select_nodes(inv, config.nodes, role=role)
     allow = inventory_file.allow_remote_nodes
     token = k3s_token.token or None
     secrets = [token] if token else []
     with _open(ssh, inv, names, log=context.log, secrets=secrets) as sessions:
-        outcomes = S.run_k3s(
+        outcomes = run_k3s(
             sessions, inv, names, token=token, apply=config.apply, allow_remote=allow
         )
     extra = {"k3s_version": inv.k3s.version, "server": server_url(inv)}
     if not token:
         extra["token"] = f"not set ({inv.k3s.token_env}); plans only"
     yield dg.MaterializeResult(
-        metadata=_step_result(outcomes, config.apply, extra),
-        check_results=[_converged_check(outcomes, config.apply, key)],
+        metadata=step_metadata(outcomes, config.apply, extra),
+        check_results=[converged_check(outcomes, config.apply, key)],
     )
-    _fail_if_errors(outcomes, f"K3s {role}")
+    fail_if_any_node_failed(outcomes, f"K3s {role}")
 
 
 @dg.asset(
@@ -404,8 +318,6 @@ def kubeconfig(
 ):
     """The cluster's admin kubeconfig, fetched from the K3s server, its server address set to the
     server node, stored 0600 under the platform's home for the later steps. Never logged."""
-    from platform_assets import facts as F
-
     inv = inventory_file.load()
     server = inv.server
     target = Path(kubernetes.kubeconfig_path).expanduser()
@@ -417,21 +329,21 @@ def kubeconfig(
                 "mode": "plan",
                 "dagster/row_count": 0,
                 "plan": dg.MetadataValue.md(
-                    f"would fetch `{F.K3S_KUBECONFIG}` from {server.name}, set its server to "
+                    f"would fetch `{K3S_KUBECONFIG}` from {server.name}, set its server to "
                     f"{url} and store it at `{target}` (mode 0600)"
                 ),
                 "present": target.is_file(),
             }
         )
-    if not S.may_contact(server, allow):
+    if not may_contact(server, allow):
         raise dg.Failure(
             f"{server.name}: {server.address} is not contacted from the local "
             "profile (loopback only)"
         )
     # No log: the kubeconfig holds the cluster's admin credentials.
-    with ssh.open(S.ssh_targets(inv, [server.name]), log=None) as quiet:
-        result = quiet.run(server.name, ["cat", F.K3S_KUBECONFIG], sudo=True)
-    S.write_private(target, S.rewrite_kubeconfig(result.stdout, url))
+    with ssh.open(ssh_targets(inv, [server.name]), log=None) as quiet:
+        result = quiet.run(server.name, ["cat", K3S_KUBECONFIG], sudo=True)
+    write_private(target, rewrite_kubeconfig(result.stdout, url))
     context.log.info(f"kubeconfig stored at {target} (0600), server {url}")
     return dg.MaterializeResult(
         metadata={

@@ -27,13 +27,13 @@ from dagster._core.remote_representation.external_data import RepositorySnap
 
 import data_assets
 from data_assets.simulator import simulate_day, write_day
-from platform_assets.assets import InventoryFile, K3sToken, k3s_server
-from platform_assets.facts import K3S_CONFIG, K3S_TOKEN_FILE
+from platform_assets.assets import k3s_server
 from platform_assets.inventory import load_inventory
+from platform_assets.k3s.facts import K3S_CONFIG, K3S_TOKEN_FILE
+from platform_assets.resources import InventoryFile, K3sToken, ssh_resource
 from resources.kubernetes import KubernetesResource
 from resources.object_store import object_store_for
 from resources.settings import load_settings
-from resources.ssh import SshResource
 from tests.fake_pi.cluster import FakeCluster
 from tests.fake_pi.fixtures import targets_for
 from tests.integration.cluster_env import cluster_profile_env
@@ -225,10 +225,7 @@ def platform_resources(cluster: FakeCluster, tmp_path: Path, token: str) -> dict
     inv = load_inventory(cluster.inventory_path)
     return {
         "inventory_file": InventoryFile(path=str(cluster.inventory_path)),
-        "ssh": SshResource(
-            known_hosts_path=inv.ssh.known_hosts_path,
-            private_key_path=inv.ssh.private_key_path,
-        ),
+        "ssh": ssh_resource(inv),
         "k3s_token": K3sToken(token=token),
         "kubernetes": KubernetesResource(kubeconfig_path=str(tmp_path / "kubeconfig")),
     }

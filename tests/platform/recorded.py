@@ -6,11 +6,16 @@ the same `for_each`. It is a fake of our SSH layer, not of a Pi: the over-real-S
 the fake-Pi cluster live in tests/ssh/.
 """
 
-import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from resources.ssh import CommandFailed, CommandResult, NodeError, NodeUnreachable
+from resources.ssh import (
+    CommandFailed,
+    CommandResult,
+    NodeError,
+    NodeUnreachable,
+    command_text,
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,7 @@ class RecordedSessions:
         return None
 
     def run(self, node_name, command, *, sudo=False, timeout_s=None, check=True, stdin=None):
-        text = command if isinstance(command, str) else shlex.join(command)
-        if sudo:
-            text = shlex.join(["sudo", "-n", "--"]) + " " + text
+        text = command_text(command, sudo=sudo)
         if node_name in self.unreachable:
             raise NodeUnreachable(node_name, "cannot connect (recorded as down)")
         self.calls.append((node_name, text, stdin))

@@ -11,10 +11,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_assets.assets import PLATFORM_ASSETS, InventoryFile, K3sToken, apply_run_config
+from platform_assets.assets import PLATFORM_ASSETS, apply_run_config
 from platform_assets.inventory import load_inventory
+from platform_assets.resources import InventoryFile, K3sToken, ssh_resource
 from resources.kubernetes import KubernetesResource
-from resources.ssh import SshResource
 from tests.fake_pi.cluster import DEFAULT_NODES, NO_SUDO_USER, FakeCluster, FakeNodeSpec
 from tests.fake_pi.fixtures import targets_for
 
@@ -31,13 +31,7 @@ def resources(inventory_path: Path, tmp_path: Path, token: str = TOKEN) -> dict:
     inv = load_inventory(inventory_path)
     return {
         "inventory_file": InventoryFile(path=str(inventory_path)),
-        "ssh": SshResource(
-            known_hosts_path=inv.ssh.known_hosts_path,
-            private_key_path=inv.ssh.private_key_path,
-            connect_timeout_s=inv.ssh.connect_timeout_s,
-            command_timeout_s=inv.ssh.command_timeout_s,
-            max_parallel=inv.ssh.max_parallel,
-        ),
+        "ssh": ssh_resource(inv),
         "k3s_token": K3sToken(token=token),
         "kubernetes": KubernetesResource(kubeconfig_path=str(tmp_path / "kubeconfig")),
     }
