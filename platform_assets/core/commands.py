@@ -16,6 +16,10 @@ class Command:
     sudo: bool = True
     # Not in the repr: it may be a secret (the K3s token is written from stdin).
     stdin: bytes | None = field(default=None, repr=False)
+    # Seconds the command may take; None: the SSH resource's command_timeout_s.
+    timeout_s: float | None = None
+    # What to do on the node if the command is killed half-way (a timeout, a lost connection).
+    if_interrupted: str = ""
 
     @property
     def shell(self) -> str:
@@ -26,10 +30,16 @@ class Command:
         return line
 
 
-def cmd(*argv: str, sudo: bool = True, stdin: str | bytes | None = None) -> Command:
+def cmd(
+    *argv: str,
+    sudo: bool = True,
+    stdin: str | bytes | None = None,
+    timeout_s: float | None = None,
+    if_interrupted: str = "",
+) -> Command:
     """A command; root (`sudo -n`) unless `sudo=False`, text on stdin encoded as UTF-8."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
-    return Command(tuple(argv), sudo, data)
+    return Command(tuple(argv), sudo, data, timeout_s, if_interrupted)
 
 
 def write_file(path: str, content: str, mode: str = "0644") -> Command:

@@ -19,7 +19,7 @@ from typing import Any
 from platform_assets.core.facts import Fact, NodeFacts, read_facts
 from platform_assets.core.plan import Change, NodePlan, PlanError
 from platform_assets.inventory import Inventory, Node
-from resources.ssh import NodeError, SshTarget
+from resources.ssh import CommandTimedOut, NodeError, NodeUnreachable, SshTarget
 
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 NOT_CONTACTED = "unknown (not contacted)"
@@ -73,11 +73,25 @@ class NodeOutcome:
 
 
 def apply_changes(sessions: Any, node: str, changes: Sequence[Change]) -> int:
-    """Runs every change's commands in order; stops at the first failure (CommandFailed)."""
+    """Runs every change's commands in order; stops at the first failure (CommandFailed).
+
+    A command killed half-way (its timeout, a lost connection) says what it leaves behind and
+    what to run on the node, where the command knows (`Command.if_interrupted`)."""
     count = 0
     for change in changes:
         for command in change.commands:
-            sessions.run(node, list(command.argv), sudo=command.sudo, stdin=command.stdin)
+            try:
+                sessions.run(
+                    node,
+                    list(command.argv),
+                    sudo=command.sudo,
+                    stdin=command.stdin,
+                    timeout_s=command.timeout_s,
+                )
+            except (CommandTimedOut, NodeUnreachable) as exc:
+                if not command.if_interrupted:
+                    raise
+                raise type(exc)(node, f"{exc.reason}; {command.if_interrupted}") from exc
             count += 1
     return count
 

@@ -29,6 +29,8 @@ class Fact:
     # Some commands print their answer even with a non-zero exit status (`systemctl is-enabled`
     # prints "disabled" and exits 1; dpkg-query exits 1 when some package is unknown).
     output_on_failure: bool = False
+    # Seconds the read may take; None: the SSH resource's command_timeout_s.
+    timeout_s: float | None = None
 
     @property
     def command(self) -> str:
@@ -110,7 +112,14 @@ def read_facts(sessions: Any, node: str, facts: tuple[Fact, ...]) -> NodeFacts:
     fake with the same `run`) and parses the output. Connection errors propagate."""
     out = NodeFacts(node)
     for fact in facts:
-        result = sessions.run(node, list(fact.argv), sudo=fact.sudo, check=False, stdin=fact.stdin)
+        result = sessions.run(
+            node,
+            list(fact.argv),
+            sudo=fact.sudo,
+            check=False,
+            stdin=fact.stdin,
+            timeout_s=fact.timeout_s,
+        )
         out.values[fact.name] = parse_result(fact, result.exit_code, result.stdout)
         if result.exit_code != 0:
             tail = (result.stderr or "").strip().splitlines()[-1:] or [""]

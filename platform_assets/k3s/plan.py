@@ -17,6 +17,8 @@ from platform_assets.k3s.facts import (
 )
 from platform_assets.node_prep.facts import FIREWALL_UNIT
 
+# The arm64 binary is about 70 MB: ten minutes is 1 Mbit/s. --retry 3 may run it four times.
+K3S_DOWNLOAD_MAX_S = 600
 K3S_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download/{version}/{name}"
 
 
@@ -129,8 +131,11 @@ def install_k3s_commands(version: str) -> tuple[Command, ...]:
     folder = f"{K3S_DOWNLOADS}/{version}"
     fetch = [
         cmd(
-            "curl", "-sfL", "--retry", "3", "-o", f"{folder}/{name}",
+            "curl", "-sfL", "--retry", "3", "--connect-timeout", "30",
+            "--max-time", str(K3S_DOWNLOAD_MAX_S), "-o", f"{folder}/{name}",
             K3S_RELEASE_URL.format(version=tag, name=name),
+            # curl's own limit first, so its error says what happened; ours is the backstop.
+            timeout_s=K3S_DOWNLOAD_MAX_S * 4 + 60,
         )
         for name in ("k3s-arm64", "sha256sum-arm64.txt")
     ]  # fmt: skip

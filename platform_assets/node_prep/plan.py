@@ -166,7 +166,7 @@ def plan_packages(facts: NodeFacts) -> list[Change]:
             f"missing: {', '.join(missing)}",
             f"installed: {', '.join(missing)}",
             (
-                cmd("apt-get", "update"),
+                cmd("apt-get", "update", timeout_s=APT_UPDATE_TIMEOUT_S),
                 cmd(
                     "env",
                     "DEBIAN_FRONTEND=noninteractive",
@@ -175,10 +175,21 @@ def plan_packages(facts: NodeFacts) -> list[Change]:
                     "-y",
                     "--no-install-recommends",
                     *missing,
+                    timeout_s=APT_INSTALL_TIMEOUT_S,
+                    if_interrupted=APT_INTERRUPTED,
                 ),
             ),
         )
     ]
+
+
+# A Pi on a slow mirror takes minutes; a hung mirror must not hold the run for ever.
+APT_UPDATE_TIMEOUT_S = 600.0
+APT_INSTALL_TIMEOUT_S = 1200.0
+APT_INTERRUPTED = (
+    "apt-get install was stopped half-way, so dpkg may have left packages unconfigured (and "
+    "its lock held): run `sudo dpkg --configure -a` on the node, then apply again"
+)
 
 
 SYSCTLS = (

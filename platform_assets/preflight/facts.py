@@ -16,6 +16,9 @@ from platform_assets.core.facts import (
 # Writes of the fsync probe: fio's etcd recipe (IBM, 2019) uses 2300-byte writes; dd writes this
 # many of them when fio is not installed.
 FSYNC_DD_COUNT = 200
+# fio's 22 MB in 2300-byte fdatasync'd writes: ~10,000 syncs, under two minutes even on an SD card
+# at 10 ms each; a card slower than that has failed the check already.
+FSYNC_PROBE_TIMEOUT_S = 300.0
 
 
 def parse_model(text: str) -> str:
@@ -198,7 +201,13 @@ def preflight_facts(data_dir: str) -> tuple[Fact, ...]:
         Fact("page_size", ("getconf", "PAGESIZE"), parse_int),
         CGROUP_CONTROLLERS,
         Fact("disk", ("df", "-B1", "--output=size,avail,target", "/"), parse_df),
-        Fact("fsync", fsync_probe_argv(data_dir), parse_fsync_probe, sudo=True),
+        Fact(
+            "fsync",
+            fsync_probe_argv(data_dir),
+            parse_fsync_probe,
+            sudo=True,
+            timeout_s=FSYNC_PROBE_TIMEOUT_S,
+        ),
         Fact("time", ("timedatectl", "show"), parse_timedatectl),
         Fact("link", LINK_ARGV, parse_ethtool),
     )

@@ -27,7 +27,7 @@ from platform_assets.node_prep.plan import (
     plan_swap,
 )
 from platform_assets.node_reboot.plan import reboot_reason
-from platform_assets.preflight.facts import OsRelease, parse_os_release
+from platform_assets.preflight.facts import OsRelease, parse_os_release, preflight_facts
 from tests.platform.pi_facts import body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,10 +264,10 @@ def test_k3s_server_install_plan_never_shows_the_token():
     install = [c.shell for c in changes[3].commands]
     assert install == [
         "sudo -n -- install -d -m 0755 /usr/local/lib/picluster/k3s/v1.33.5+k3s1",
-        "sudo -n -- curl -sfL --retry 3 -o "
+        "sudo -n -- curl -sfL --retry 3 --connect-timeout 30 --max-time 600 -o "
         "/usr/local/lib/picluster/k3s/v1.33.5+k3s1/k3s-arm64 "
         "https://github.com/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/k3s-arm64",
-        "sudo -n -- curl -sfL --retry 3 -o "
+        "sudo -n -- curl -sfL --retry 3 --connect-timeout 30 --max-time 600 -o "
         "/usr/local/lib/picluster/k3s/v1.33.5+k3s1/sha256sum-arm64.txt "
         "https://github.com/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/sha256sum-arm64.txt",
         'sudo -n -- sh -c \'cd "$1" && grep " k3s-arm64$" sha256sum-arm64.txt | '
@@ -350,3 +350,20 @@ def test_markdown_shows_before_after_and_commands():
         "| hostname | raspberrypi | pi-agent-1 | `sudo -n -- hostnamectl set-hostname "
         "pi-agent-1` |" in md
     )
+
+
+def test_slow_commands_have_their_own_timeouts():
+    fresh = plan_node_prep(INV, "pi-agent-1", converged_facts(packages={}))
+    (packages,) = [c for c in fresh if c.name == "packages"]
+    update, install = packages.commands
+    assert update.timeout_s == 600 and install.timeout_s == 1200
+    assert "sudo dpkg --configure -a" in install.if_interrupted
+    server = plan_k3s(INV, "pi-server", k3s_facts(), TOKEN)
+    downloads = [c for change in server for c in change.commands if c.argv[0] == "curl"]
+    assert len(downloads) == 2
+    for download in downloads:
+        # curl stops itself first (its error says why); the SSH timeout is the backstop.
+        max_time = float(download.argv[download.argv.index("--max-time") + 1])
+        assert download.timeout_s > 4 * max_time  # --retry 3 may run it four times
+    (fsync,) = [f for f in preflight_facts("/var/lib/rancher/k3s") if f.name == "fsync"]
+    assert fsync.timeout_s == 300

@@ -22,7 +22,7 @@ from platform_assets.preflight.facts import (
     parse_timedatectl,
 )
 from platform_assets.preflight.verdicts import blocking_findings, evaluate_preflight
-from resources.ssh import NodeError
+from resources.ssh import CommandTimedOut, NodeError
 from tests.platform.pi_facts import body
 from tests.platform.recorded import Recorded, RecordedSessions, records
 
@@ -191,3 +191,35 @@ def test_lan_nodes_are_never_contacted_from_the_local_profile():
     assert not outcomes["pi-server"].plan.contacted
     with pytest.raises(ValueError, match="not in the inventory: pi-7"):
         select_nodes(EXAMPLE, ["pi-7"])
+
+
+def test_a_package_install_killed_half_way_says_what_to_run():
+    inv = loopback_inventory()
+    fresh = records(
+        Recorded("cat /boot/firmware/cmdline.txt", "console=tty1 root=PARTUUID=1-02 rootwait\n"),
+        Recorded("cat /etc/os-release", body("os-release.raspios.bookworm.txt")),
+        Recorded("dpkg --print-architecture", "arm64\n"),
+        Recorded("cat /proc/device-tree/model", "Raspberry Pi 5 Model B Rev 1.0\x00"),
+        Recorded("cat /proc/meminfo", "MemTotal:        8245632 kB\n"),  # synthetic
+        Recorded(
+            "cat /sys/fs/cgroup/cgroup.controllers", body("cgroup-controllers.pi5.no-memory.txt")
+        ),
+        Recorded(
+            "df -B1 --output=size,avail,target /",
+            "     1B-blocks        Avail Mounted on\n66571993088 53687091200 /\n",  # synthetic
+        ),
+        Recorded("apt-get update"),
+    )
+    install = (
+        "env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+        "ca-certificates curl nftables fio"
+    )
+    sessions = RecordedSessions({"pi-agent-1": fresh}, hang={install})
+    outcomes = run_node_prep(sessions, inv, ["pi-agent-1"], apply=True, allow_remote=False)
+    error = outcomes["pi-agent-1"]
+    assert isinstance(error, CommandTimedOut)
+    assert f"`sudo -n -- {install}` did not finish within 1200s" in str(error)
+    assert "run `sudo dpkg --configure -a` on the node, then apply again" in str(error)
+    # Each command ran with its own limit, not the resource's default.
+    assert sessions.timeouts["apt-get update"] == 600
+    assert sessions.timeouts[install] == 1200
