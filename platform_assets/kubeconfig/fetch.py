@@ -1,7 +1,9 @@
 """The cluster's admin kubeconfig: pointed at the server node and stored where only its owner can
 read it."""
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -24,14 +26,19 @@ def rewrite_kubeconfig(text: str, server: str) -> str:
 
 
 def write_private(path: str | Path, text: str) -> None:
-    """Writes a file only its owner can read, atomically (never world-readable, even briefly)."""
+    """Writes a file only its owner can read, atomically: a private temp file in the same folder,
+    created exclusively (O_EXCL, so never through a link someone left in its place), then
+    renamed over the target. Readers see the old file or the new one, never half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as file:
+            file.write(text.encode())
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
