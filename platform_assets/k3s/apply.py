@@ -37,7 +37,9 @@ def run_k3s(
         )
 
     def facts_for(name: str) -> tuple[Fact, ...]:
-        return k3s_facts(k3s_service(inv.node(name)), token)
+        node = inv.node(name)
+        data_dir = inv.k3s.data_dir if node.role == "server" else None
+        return k3s_facts(k3s_service(node), token, data_dir)
 
     return run_step(
         sessions,

@@ -59,13 +59,35 @@ def masked_cat_fact(name: str, path: str, sudo: bool = False) -> Fact:
     return Fact(name, (*argv, path), parse_text, sudo)
 
 
-def k3s_facts(service: str, token: str | None = None) -> tuple[Fact, ...]:
+# K3s writes the server token here when it creates the cluster's datastore (server/db): from
+# then on the datastore is encrypted with that token, and K3s refuses to start with another.
+_DATASTORE_CHECK = (
+    'if [ -e "$1/server/token" ] || [ -e "$1/server/db" ]; then echo exists; else echo absent; fi'
+)
+
+
+def datastore_fact(data_dir: str) -> Fact:
+    """Whether this server's K3s datastore exists: "exists" or "absent"."""
+    argv = ("sh", "-c", _DATASTORE_CHECK, "picluster-datastore-check", data_dir)
+    return Fact("k3s_datastore", argv, parse_first_line, sudo=True)
+
+
+def k3s_version_fact() -> Fact:
+    """The installed K3s release (`None`: not installed)."""
+    return Fact("k3s_version", ("k3s", "--version"), parse_k3s_version)
+
+
+def k3s_facts(
+    service: str, token: str | None = None, data_dir: str | None = None
+) -> tuple[Fact, ...]:
+    """K3s's facts on one node; with `data_dir` (servers) also whether its datastore exists."""
     return (
-        Fact("k3s_version", ("k3s", "--version"), parse_k3s_version),
+        k3s_version_fact(),
         masked_cat_fact("k3s_config", K3S_CONFIG, sudo=True),
         token_file_fact("k3s_token_file", K3S_TOKEN_FILE, token),
         unit_state_fact("k3s_active", "is-active", service),
         unit_state_fact("k3s_enabled", "is-enabled", service),
         masked_cat_fact("k3s_unit_file", f"/etc/systemd/system/{service}"),
         CGROUP_CONTROLLERS,
+        *((datastore_fact(data_dir),) if data_dir else ()),
     )

@@ -7,7 +7,7 @@ import yaml
 
 from platform_assets.core.commands import Command, cmd, write_file
 from platform_assets.core.facts import NodeFacts
-from platform_assets.core.plan import MANAGED, Change, plan_file
+from platform_assets.core.plan import MANAGED, Change, PlanError, plan_file
 from platform_assets.inventory import Inventory, Node
 from platform_assets.k3s.facts import (
     K3S_BINARY,
@@ -74,6 +74,16 @@ def plan_k3s(inv: Inventory, node_name: str, facts: NodeFacts, token: str | None
     on_node = facts["k3s_token_file"]
     present = on_node in ("same", "differs")
     token_differs = on_node != "same" if token is not None else not present
+    if token_differs and present and node.role == "server" and facts["k3s_datastore"] == "exists":
+        raise PlanError(
+            f"{node.name}: the join token in {inv.k3s.token_env} is not the token this server's "
+            f"cluster was created with, and K3s refuses to start with another token once its "
+            f"datastore exists ({inv.k3s.data_dir}/server), so the token file is not rewritten. "
+            "To change the token, rotate it on the server: `sudo k3s token rotate --token "
+            "<current> --new-token <new>` (docs.k3s.io/cli/token), restart K3s on every node, "
+            f"then set {inv.k3s.token_env} to the new token; otherwise set {inv.k3s.token_env} "
+            "back to the cluster's current token"
+        )
     if token_differs:
         changes.append(
             Change(

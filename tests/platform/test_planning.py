@@ -367,3 +367,26 @@ def test_slow_commands_have_their_own_timeouts():
         assert download.timeout_s > 4 * max_time  # --retry 3 may run it four times
     (fsync,) = [f for f in preflight_facts("/var/lib/rancher/k3s") if f.name == "fsync"]
     assert fsync.timeout_s == 300
+
+
+def test_a_drifted_token_on_a_server_with_a_datastore_is_refused_naming_the_rotation():
+    drifted = k3s_facts(k3s_token_file="differs", k3s_datastore="exists", k3s_version="v1.33.5")
+    with pytest.raises(PlanError) as refused:
+        plan_k3s(INV, "pi-server", drifted, TOKEN)
+    message = str(refused.value)
+    assert message.startswith("pi-server: the join token in PICLUSTER_K3S_TOKEN is not the token")
+    assert "sudo k3s token rotate --token <current> --new-token <new>" in message
+    assert TOKEN not in message
+
+
+@pytest.mark.parametrize(
+    ("node", "datastore"),
+    [
+        ("pi-server", "absent"),  # installed, never started: no cluster to lose yet
+        ("pi-agent-1", None),  # an agent has no datastore: it joins with the token it is given
+    ],
+)
+def test_a_drifted_token_is_rewritten_where_no_datastore_holds_the_old_one(node, datastore):
+    facts = k3s_facts(k3s_token_file="differs", k3s_datastore=datastore)
+    changes = plan_k3s(INV, node, NodeFacts(node, facts.values), TOKEN)
+    assert changes[0].name == "join token" and changes[0].before == "set (***), differs"
