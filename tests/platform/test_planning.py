@@ -26,7 +26,7 @@ from platform_assets.node_prep.plan import (
     plan_node_prep,
     plan_swap,
 )
-from platform_assets.node_reboot.plan import reboot_reason
+from platform_assets.node_reboot.plan import reboot_reason, reboot_waves
 from platform_assets.preflight.facts import OsRelease, parse_os_release, preflight_facts
 from tests.platform.pi_facts import body
 
@@ -350,6 +350,29 @@ def test_markdown_shows_before_after_and_commands():
         "| hostname | raspberrypi | pi-agent-1 | `sudo -n -- hostnamectl set-hostname "
         "pi-agent-1` |" in md
     )
+
+
+@pytest.mark.parametrize(
+    ("due", "k3s_installed", "waves"),
+    [
+        # A fresh bring-up: nothing runs yet, every node reboots at once.
+        (
+            ["pi-agent-2", "pi-server", "pi-agent-1"],
+            False,
+            [["pi-server", "pi-agent-1", "pi-agent-2"]],
+        ),
+        # A running cluster: one node at a time, the server first.
+        (
+            ["pi-agent-2", "pi-server", "pi-agent-1"],
+            True,
+            [["pi-server"], ["pi-agent-1"], ["pi-agent-2"]],
+        ),
+        (["pi-agent-3", "pi-agent-1"], True, [["pi-agent-1"], ["pi-agent-3"]]),
+        ([], True, []),
+    ],
+)
+def test_reboot_waves(due, k3s_installed, waves):
+    assert reboot_waves(INV, due, k3s_installed) == waves
 
 
 def test_slow_commands_have_their_own_timeouts():
