@@ -19,6 +19,10 @@ def build_definitions() -> dg.Definitions:
         platform_assets.build_defs(settings),
         data_assets.build_defs(settings),
         sensors.build_defs(settings),
+        # Every run in one process, materializations from the UI included: a process per step
+        # costs seconds of start-up and ~150 MB each on a Pi, and one process is what lets a
+        # run keep one SSH connection per host across the infrastructure steps.
+        dg.Definitions(executor=dg.in_process_executor),
     )
 
 

@@ -39,20 +39,18 @@ def _materialize(resources: dict, apply: bool) -> float:
 
 
 def _node_prep(inventory_path: Path, names: list[str], max_parallel: int) -> float:
-    from platform_assets import steps as S
+    from platform_assets.core.engine import ssh_targets
     from platform_assets.inventory import load_inventory
-    from resources.ssh import NodeError, SshResource
+    from platform_assets.node_prep.apply import run_node_prep
+    from platform_assets.resources import ssh_resource
+    from resources.ssh import NodeError
 
     inv = load_inventory(inventory_path)
-    ssh = SshResource(
-        known_hosts_path=inv.ssh.known_hosts_path,
-        private_key_path=inv.ssh.private_key_path,
-        max_parallel=max_parallel,
-    )
+    ssh = ssh_resource(inv).model_copy(update={"max_parallel": max_parallel})
     started = time.perf_counter()
     # A fresh NodeSessions per sample: connecting is part of what a run pays.
-    with ssh.open(S.ssh_targets(inv, names)) as sessions:
-        outcomes = S.run_node_prep(sessions, inv, names, apply=True, allow_remote=False)
+    with ssh.open(ssh_targets(inv, names)) as sessions:
+        outcomes = run_node_prep(sessions, inv, names, apply=True, allow_remote=False)
     elapsed = time.perf_counter() - started
     for name, outcome in outcomes.items():
         if isinstance(outcome, NodeError) or outcome.plan.changes:
@@ -61,10 +59,9 @@ def _node_prep(inventory_path: Path, names: list[str], max_parallel: int) -> flo
 
 
 def measure(samples: int = SAMPLES) -> dict[str, float]:
-    from platform_assets.assets import InventoryFile, K3sToken
     from platform_assets.inventory import load_inventory
+    from platform_assets.resources import InventoryFile, K3sToken, ssh_resource
     from resources.kubernetes import KubernetesResource
-    from resources.ssh import SshResource
     from tests.fake_pi.cluster import FakeCluster
 
     out: dict[str, list[float]] = {k: [] for k in ("apply", "reapply", "one", "four", "serial")}
@@ -77,11 +74,7 @@ def measure(samples: int = SAMPLES) -> dict[str, float]:
             inv = load_inventory(cluster.inventory_path)
             resources = {
                 "inventory_file": InventoryFile(path=str(cluster.inventory_path)),
-                "ssh": SshResource(
-                    known_hosts_path=inv.ssh.known_hosts_path,
-                    private_key_path=inv.ssh.private_key_path,
-                    max_parallel=inv.ssh.max_parallel,
-                ),
+                "ssh": ssh_resource(inv),
                 "k3s_token": K3sToken(token=TOKEN),
                 "kubernetes": KubernetesResource(kubeconfig_path=str(Path(tmp) / "kubeconfig")),
             }

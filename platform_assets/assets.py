@@ -1,146 +1,54 @@
 """Cluster bring-up as assets: inventory -> preflight -> node prep -> reboot -> K3s -> kubeconfig.
 
-Plan mode is the default: a materialization reads each node's facts and shows, per node, every
-change (before -> after, commands) as markdown, and changes nothing. `apply: true` in the launch
-config (or the `apply_cluster` job) applies, then re-reads the facts; the `converged` checks
-prove nothing is left to do.
+Plan mode is the default: a run reads each node's facts and records, per step, an observation
+with every change per node (before -> after, commands) as markdown, and changes nothing. Only an
+apply (`apply: true` in the launch config, or the `apply_cluster` job) materializes: it applies,
+re-reads the facts, and the `converged` checks prove nothing is left to do. A step that fails on
+any node records an observation of what happened, not a materialization, and stops the apply.
 
-Per node, but not partitioned: each step fans out over the nodes inside one run (one SSH
-connection per host for the step; under the default executor each step is its own process, so
-a connection cannot outlive it), and the cluster-wide K3s steps follow the per-node ones in the
-same job (an asset job cannot mix per-node partitions with unpartitioned assets). The `nodes`
-config limits a run to some nodes; every result shows one row per node.
+The steps are one subsettable multi-asset (`cluster_bringup`), run in order in one process: a
+plan that records no materialization must not make Dagster skip the steps after it (it skips an
+asset whose upstream in the same run produced no output), and every step of a run shares one
+SSH connection per host. Each step is still its own asset in the graph, selectable alone.
+
+Per node, but not partitioned: each step fans out over the nodes inside the run, and the
+cluster-wide K3s steps follow the per-node ones (an asset job cannot mix per-node partitions
+with unpartitioned assets). The `nodes` config limits a run to some nodes; every result shows
+one row per node.
 """
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
-from platform_assets import steps as S
-from platform_assets.inventory import Inventory, capacity_table, load_inventory
-from platform_assets.planning import NodePlan, plans_markdown, server_url
-from resources.kubernetes import KubernetesResource
-from resources.ssh import NodeError, SshResource
+from platform_assets.core.engine import may_contact, select_nodes, ssh_targets
+from platform_assets.core.render import converged_check, node_errors, step_metadata
+from platform_assets.inventory import Inventory, capacity_table
+from platform_assets.k3s.apply import run_k3s
+from platform_assets.k3s.facts import K3S_KUBECONFIG
+from platform_assets.k3s.plan import server_url
+from platform_assets.kubeconfig.fetch import rewrite_kubeconfig, write_private
+from platform_assets.node_prep.apply import run_node_prep
+from platform_assets.node_reboot.apply import run_reboot
+from platform_assets.preflight.verdicts import run_preflight
+from platform_assets.resources import InventoryFile, K3sToken
+from resources.kubernetes import ClusterUnreachable, KubeconfigMissing, KubernetesResource
+from resources.ssh import NodeError, NodeSessions, SshResource
 
 GROUP = "platform"
 
 
-class InventoryFile(dg.ConfigurableResource):
-    """The inventory file, and whether this profile may contact non-loopback nodes."""
-
-    path: str
-    # False in the local profile: only loopback nodes (the fake-Pi cluster) are contacted.
-    allow_remote_nodes: bool = False
-
-    def load(self) -> Inventory:
-        return load_inventory(self.path)
-
-
-class K3sToken(dg.ConfigurableResource):
-    """The K3s join token, from the variable the inventory's `k3s.token_env` names (dg.EnvVar).
-
-    Empty when the variable is not set: plans still work, applying K3s refuses.
-    """
-
-    token: str = ""
-
-
-class NodeStepConfig(dg.Config):
+class BringUpConfig(dg.Config):
     apply: bool = False
     """Apply the planned changes. Off: plan only (nothing changes on any node)."""
     nodes: list[str] = []
-    """Limit the step to these nodes (inventory names); empty: every node the step concerns."""
-
-
-class RebootConfig(NodeStepConfig):
-    timeout_s: float = 300.0
-    """How long to wait for a rebooted node to answer again (a Pi 5 boots in ~30 s)."""
-
-
-def _open(
-    ssh: SshResource, inv: Inventory, names: Sequence[str], log=None, secrets: Sequence[str] = ()
-):
-    """SSH sessions for the step's nodes. Connections open on first use, so nodes the profile
-    may not contact (see `steps.may_contact`) are never connected to."""
-    return ssh.open(S.ssh_targets(inv, names), log=log, secrets=secrets)
-
-
-def _errors(outcomes: dict) -> dict[str, NodeError]:
-    return {name: o for name, o in outcomes.items() if isinstance(o, NodeError)}
-
-
-def _fail_if_errors(outcomes: dict, step: str) -> None:
-    errors = _errors(outcomes)
-    if errors:
-        lines = "\n".join(f"- {e}" for e in errors.values())
-        raise dg.Failure(
-            description=f"{step} failed on {', '.join(errors)} (the other nodes finished):\n"
-            f"{lines}",
-            metadata={"failed_nodes": ", ".join(errors)},
-        )
-
-
-def _step_result(outcomes: dict, applied: bool, extra: dict | None = None):
-    """Markdown plan per node plus changed/unchanged counts."""
-    plans: list[NodePlan] = []
-    error_lines: list[str] = []
-    for name, outcome in outcomes.items():
-        if isinstance(outcome, NodeError):
-            error_lines.append(f"### {name}: failed\n\n{outcome.reason}\n")
-        else:
-            plans.append(outcome.plan)
-    changes = sum(len(p.changes) for p in plans)
-    changed_nodes = [p.node for p in plans if p.changes]
-    mode = "apply" if applied else "plan"
-    body = plans_markdown(plans, applied=applied) + "\n".join(error_lines)
-    metadata = {
-        "mode": mode,
-        "dagster/row_count": changes,
-        "changes": changes,
-        "nodes_changed": len(changed_nodes),
-        "nodes_unchanged": len([p for p in plans if not p.changes]),
-        "nodes_failed": len(error_lines),
-        "plan": dg.MetadataValue.md(body or "no nodes in this step"),
-        **(extra or {}),
-    }
-    return metadata
-
-
-def _converged_check(outcomes: dict, applied: bool, asset_key: str) -> dg.AssetCheckResult:
-    rows = []
-    passed = True
-    for name, outcome in outcomes.items():
-        if isinstance(outcome, NodeError):
-            rows.append(f"| {name} | failed: {outcome.reason[:200]} |")
-            passed = False
-        elif not outcome.plan.contacted:
-            rows.append(f"| {name} | not contacted (facts unknown) |")
-            passed = False
-        elif outcome.converged:
-            rows.append(f"| {name} | converged |")
-        elif outcome.remaining is None:
-            rows.append(f"| {name} | {len(outcome.plan.changes)} changes pending (plan mode) |")
-            passed = False
-        else:
-            left = ", ".join(c.name for c in outcome.remaining)
-            rows.append(f"| {name} | NOT converged after apply: {left} |")
-            passed = False
-    converged = sum(1 for row in rows if row.endswith("| converged |"))
-    return dg.AssetCheckResult(
-        asset_key=asset_key,
-        check_name="converged",
-        passed=passed,
-        description=f"{converged} of {len(rows)} nodes converged",
-        # Pending changes in plan mode are expected, not an error.
-        severity=dg.AssetCheckSeverity.ERROR if applied else dg.AssetCheckSeverity.WARN,
-        metadata={
-            "nodes": dg.MetadataValue.md("| node | state |\n| --- | --- |\n" + "\n".join(rows))
-        },
-    )
-
-
-# --- assets ------------------------------------------------------------------------------------
+    """Limit the steps to these nodes (inventory names); empty: every node a step concerns."""
+    reboot_timeout_s: float = 300.0
+    """How long to wait for a rebooted node to answer again (a Pi 5 boots in ~30 s) and, on a
+    running cluster, to be Ready."""
 
 
 @dg.asset(group_name=GROUP, kinds={"yaml"})
@@ -176,33 +84,46 @@ def inventory(context: dg.AssetExecutionContext, inventory_file: InventoryFile):
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"ssh", "raspberrypi"},
-    deps=[inventory],
-    check_specs=[
-        dg.AssetCheckSpec(
-            "preflight_passed",
-            asset="node_preflight",
-            blocking=True,
-            description="No node has a preflight error: nothing installs on a node that fails it.",
-        )
-    ],
-)
-def node_preflight(
-    context: dg.AssetExecutionContext,
-    config: NodeStepConfig,
-    inventory_file: InventoryFile,
-    ssh: SshResource,
-):
-    """Each node checked before anything is installed: Pi model, arm64, memory, OS release,
-    cgroup v2 memory controller, page size, free disk, fsync latency where K3s keeps its data
-    (etcd wants p99 < 10 ms), time sync, NIC speed. Reads only."""
-    inv = inventory_file.load()
-    names = S.select_nodes(inv, config.nodes)
-    allow = inventory_file.allow_remote_nodes
-    with _open(ssh, inv, names, log=context.log) as sessions:
-        outcomes = S.run_preflight(sessions, inv, names, allow)
+# --- the steps -----------------------------------------------------------------------------------
+
+
+@dataclass
+class StepRun:
+    """What every step of one run works with."""
+
+    context: dg.AssetExecutionContext
+    config: BringUpConfig
+    inv: Inventory
+    allow_remote: bool
+    sessions: NodeSessions
+    ssh: SshResource
+    token: str | None
+    kubernetes: KubernetesResource
+
+    def nodes(self, role: str | None = None) -> list[str]:
+        return select_nodes(self.inv, self.config.nodes, role=role)
+
+
+@dataclass
+class StepReport:
+    """One step's result: its metadata (the plan), its checks, and why it failed, if it did."""
+
+    metadata: dict
+    checks: list[dg.AssetCheckResult] = field(default_factory=list)
+    failure: str | None = None
+
+
+def _failure(outcomes: dict, step: str) -> str | None:
+    errors = node_errors(outcomes)
+    if not errors:
+        return None
+    lines = "\n".join(f"- {e}" for e in errors.values())
+    return f"{step} failed on {', '.join(errors)} (the other nodes finished):\n{lines}"
+
+
+def preflight_step(run: StepRun) -> StepReport:
+    names = run.nodes()
+    outcomes = run_preflight(run.sessions, run.inv, names, run.allow_remote)
     lines, errors, warned, not_contacted = [], [], 0, []
     for name, outcome in outcomes.items():
         if isinstance(outcome, NodeError):
@@ -223,8 +144,8 @@ def node_preflight(
             f"| {icon[f.level]} | {f.item} | {f.value} | {f.message} |" for f in outcome.findings
         ]
         lines.append("")
-    report = dg.MetadataValue.md("\n".join(lines))
     check = dg.AssetCheckResult(
+        asset_key="node_preflight",
         check_name="preflight_passed",
         passed=not errors and not not_contacted,
         severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
@@ -236,74 +157,49 @@ def node_preflight(
             else "every node passed"
         ),
     )
-    return dg.MaterializeResult(
+    return StepReport(
         metadata={
+            "mode": "apply" if run.config.apply else "plan",
             "dagster/row_count": len(names),
             "nodes_failed": len(errors),
             "warnings": warned,
-            "report": report,
+            "report": dg.MetadataValue.md("\n".join(lines)),
         },
-        check_results=[check],
+        checks=[check],
+        # Nothing installs on a node that fails preflight: an apply stops here.
+        failure=f"preflight failed on {', '.join(errors)}; nothing after it was applied"
+        if errors
+        else None,
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"ssh", "raspberrypi"},
-    deps=[node_preflight],
-    check_specs=[
-        dg.AssetCheckSpec(
-            "converged",
-            asset="node_prep",
-            description="After an apply, re-read facts plan no change.",
-        )
-    ],
-)
-def node_prep(
-    context: dg.AssetExecutionContext,
-    config: NodeStepConfig,
-    inventory_file: InventoryFile,
-    ssh: SshResource,
-):
-    """Each node made ready for K3s: packages, memory cgroup flags on the boot command line
-    (reboot in node_reboot), swap off for good, hostname and hosts file, K3s sysctls, 30 days
-    of journald, firewall (SSH/web only from the LAN, NodePorts only inside the cluster)."""
-    inv = inventory_file.load()
-    names = S.select_nodes(inv, config.nodes)
-    allow = inventory_file.allow_remote_nodes
-    with _open(ssh, inv, names, log=context.log) as sessions:
-        outcomes = S.run_node_prep(sessions, inv, names, apply=config.apply, allow_remote=allow)
+def node_prep_step(run: StepRun) -> StepReport:
+    apply = run.config.apply
+    outcomes = run_node_prep(
+        run.sessions, run.inv, run.nodes(), apply=apply, allow_remote=run.allow_remote
+    )
     reboots = [
         n
         for n, o in outcomes.items()
         if not isinstance(o, NodeError) and any(c.needs_reboot for c in o.plan.changes)
     ]
-    yield dg.MaterializeResult(
-        metadata=_step_result(
-            outcomes, config.apply, {"reboot_needed": ", ".join(reboots) or "none"}
-        ),
-        check_results=[_converged_check(outcomes, config.apply, "node_prep")],
+    return StepReport(
+        metadata=step_metadata(outcomes, apply, {"reboot_needed": ", ".join(reboots) or "none"}),
+        checks=[converged_check(outcomes, apply, "node_prep")],
+        failure=_failure(outcomes, "node prep"),
     )
-    _fail_if_errors(outcomes, "node prep")
 
 
-@dg.asset(group_name=GROUP, kinds={"ssh", "raspberrypi"}, deps=[node_prep])
-def node_reboot(
-    context: dg.AssetExecutionContext,
-    config: RebootConfig,
-    inventory_file: InventoryFile,
-    ssh: SshResource,
-):
-    """Reboots only the nodes whose new boot command line is not active yet, and waits (bounded)
-    until each answers with a new boot id and the memory cgroup controller. Never retried
-    automatically: a reboot is not idempotent."""
-    inv = inventory_file.load()
-    names = S.select_nodes(inv, config.nodes)
-    allow = inventory_file.allow_remote_nodes
-    with _open(ssh, inv, names, log=context.log) as sessions:
-        outcomes = S.run_reboot(
-            sessions, inv, names, apply=config.apply, allow_remote=allow, timeout_s=config.timeout_s
-        )
+def node_reboot_step(run: StepRun) -> StepReport:
+    outcomes = run_reboot(
+        run.sessions,
+        run.inv,
+        run.nodes(),
+        apply=run.config.apply,
+        allow_remote=run.allow_remote,
+        timeout_s=run.config.reboot_timeout_s,
+        wait_ready=lambda name, timeout_s: wait_until_ready(run.kubernetes, name, timeout_s),
+    )
     rows = ["| node | reboot | why | result |", "| --- | --- | --- | --- |"]
     rebooted = 0
     for name, o in outcomes.items():
@@ -316,124 +212,103 @@ def node_reboot(
         elif o.rebooted:
             rebooted += 1
             rows.append(
-                f"| {name} | yes | {o.reason} | back after {o.waited_s:.0f}s, memory cgroup on |"
+                f"| {name} | yes (wave {o.wave + 1}) | {o.reason} | back after "
+                f"{o.waited_s:.0f}s, memory cgroup on |"
             )
         else:
             rows.append(f"| {name} | would reboot | {o.reason} | plan mode |")
-    yield dg.MaterializeResult(
+    return StepReport(
         metadata={
-            "mode": "apply" if config.apply else "plan",
+            "mode": "apply" if run.config.apply else "plan",
             "dagster/row_count": rebooted,
             "rebooted": rebooted,
             "nodes": dg.MetadataValue.md("\n".join(rows)),
-        }
+        },
+        failure=_failure(outcomes, "reboot"),
     )
-    _fail_if_errors(outcomes, "reboot")
 
 
-def _k3s_step(
-    context,
-    config: NodeStepConfig,
-    inventory_file: InventoryFile,
-    ssh: SshResource,
-    k3s_token: K3sToken,
-    role: str,
-    key: str,
-):
-    inv = inventory_file.load()
-    names = S.select_nodes(inv, config.nodes, role=role)
-    allow = inventory_file.allow_remote_nodes
-    token = k3s_token.token or None
-    secrets = [token] if token else []
-    with _open(ssh, inv, names, log=context.log, secrets=secrets) as sessions:
-        outcomes = S.run_k3s(
-            sessions, inv, names, token=token, apply=config.apply, allow_remote=allow
-        )
-    extra = {"k3s_version": inv.k3s.version, "server": server_url(inv)}
-    if not token:
-        extra["token"] = f"not set ({inv.k3s.token_env}); plans only"
-    yield dg.MaterializeResult(
-        metadata=_step_result(outcomes, config.apply, extra),
-        check_results=[_converged_check(outcomes, config.apply, key)],
+def wait_until_ready(kubernetes: KubernetesResource, node: str, timeout_s: float) -> None:
+    """Returns once Kubernetes reports the node Ready. Without a kubeconfig (a cluster being
+    brought up) there is nothing to ask, and SSH being back is all that can be known."""
+    if not Path(kubernetes.kubeconfig_path).expanduser().is_file():
+        return
+    deadline = time.monotonic() + timeout_s
+    last = "not registered"
+    while True:
+        try:
+            status = {s.name: s for s in kubernetes.node_statuses()}.get(node)
+        except (ClusterUnreachable, KubeconfigMissing) as exc:
+            status, last = None, str(exc)
+        if status is not None and status.ready:
+            return
+        if status is not None:
+            last = f"NotReady: {status.reason}"
+        if time.monotonic() > deadline:
+            raise NodeError(
+                node,
+                f"back over SSH but not Ready in Kubernetes within {timeout_s:g}s ({last}); "
+                "the nodes after it were not rebooted",
+            )
+        time.sleep(2.0)
+
+
+def _k3s_step(run: StepRun, role: str, key: str) -> StepReport:
+    apply = run.config.apply
+    outcomes = run_k3s(
+        run.sessions,
+        run.inv,
+        run.nodes(role=role),
+        token=run.token,
+        apply=apply,
+        allow_remote=run.allow_remote,
     )
-    _fail_if_errors(outcomes, f"K3s {role}")
+    extra = {"k3s_version": run.inv.k3s.version, "server": server_url(run.inv)}
+    if not run.token:
+        extra["token"] = f"not set ({run.inv.k3s.token_env}); plans only"
+    return StepReport(
+        metadata=step_metadata(outcomes, apply, extra),
+        checks=[converged_check(outcomes, apply, key)],
+        failure=_failure(outcomes, f"K3s {role}"),
+    )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"k3s", "ssh"},
-    deps=[node_reboot],
-    check_specs=[dg.AssetCheckSpec("converged", asset="k3s_server")],
-)
-def k3s_server(
-    context: dg.AssetExecutionContext,
-    config: NodeStepConfig,
-    inventory_file: InventoryFile,
-    ssh: SshResource,
-    k3s_token: K3sToken,
-):
-    """The K3s server (pinned release, embedded etcd, config file, join token kept in a 0600
-    file and redacted everywhere) on the inventory's server node."""
-    yield from _k3s_step(context, config, inventory_file, ssh, k3s_token, "server", "k3s_server")
+def k3s_server_step(run: StepRun) -> StepReport:
+    return _k3s_step(run, "server", "k3s_server")
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"k3s", "ssh"},
-    deps=[k3s_server],
-    check_specs=[dg.AssetCheckSpec("converged", asset="k3s_agents")],
-)
-def k3s_agents(
-    context: dg.AssetExecutionContext,
-    config: NodeStepConfig,
-    inventory_file: InventoryFile,
-    ssh: SshResource,
-    k3s_token: K3sToken,
-):
-    """K3s agents joined to the server, one per agent node, with the inventory's labels."""
-    yield from _k3s_step(context, config, inventory_file, ssh, k3s_token, "agent", "k3s_agents")
+def k3s_agents_step(run: StepRun) -> StepReport:
+    return _k3s_step(run, "agent", "k3s_agents")
 
 
-@dg.asset(group_name=GROUP, kinds={"kubernetes"}, deps=[k3s_agents])
-def kubeconfig(
-    context: dg.AssetExecutionContext,
-    config: NodeStepConfig,
-    inventory_file: InventoryFile,
-    ssh: SshResource,
-    kubernetes: KubernetesResource,
-):
-    """The cluster's admin kubeconfig, fetched from the K3s server, its server address set to the
-    server node, stored 0600 under the platform's home for the later steps. Never logged."""
-    from platform_assets import facts as F
-
-    inv = inventory_file.load()
-    server = inv.server
-    target = Path(kubernetes.kubeconfig_path).expanduser()
-    url = server_url(inv)
-    allow = inventory_file.allow_remote_nodes
-    if not config.apply:
-        return dg.MaterializeResult(
+def kubeconfig_step(run: StepRun) -> StepReport:
+    server = run.inv.server
+    target = Path(run.kubernetes.kubeconfig_path).expanduser()
+    url = server_url(run.inv)
+    if not run.config.apply:
+        return StepReport(
             metadata={
                 "mode": "plan",
                 "dagster/row_count": 0,
                 "plan": dg.MetadataValue.md(
-                    f"would fetch `{F.K3S_KUBECONFIG}` from {server.name}, set its server to "
+                    f"would fetch `{K3S_KUBECONFIG}` from {server.name}, set its server to "
                     f"{url} and store it at `{target}` (mode 0600)"
                 ),
                 "present": target.is_file(),
             }
         )
-    if not S.may_contact(server, allow):
-        raise dg.Failure(
-            f"{server.name}: {server.address} is not contacted from the local "
-            "profile (loopback only)"
+    if not may_contact(server, run.allow_remote):
+        return StepReport(
+            metadata={"mode": "apply", "dagster/row_count": 0},
+            failure=f"{server.name}: {server.address} is not contacted from the local "
+            "profile (loopback only)",
         )
     # No log: the kubeconfig holds the cluster's admin credentials.
-    with ssh.open(S.ssh_targets(inv, [server.name]), log=None) as quiet:
-        result = quiet.run(server.name, ["cat", F.K3S_KUBECONFIG], sudo=True)
-    S.write_private(target, S.rewrite_kubeconfig(result.stdout, url))
-    context.log.info(f"kubeconfig stored at {target} (0600), server {url}")
-    return dg.MaterializeResult(
+    with run.ssh.open(ssh_targets(run.inv, [server.name]), log=None) as quiet:
+        result = quiet.run(server.name, ["cat", K3S_KUBECONFIG], sudo=True)
+    write_private(target, rewrite_kubeconfig(result.stdout, url))
+    run.context.log.info(f"kubeconfig stored at {target} (0600), server {url}")
+    return StepReport(
         metadata={
             "mode": "apply",
             "dagster/row_count": 1,
@@ -444,13 +319,162 @@ def kubeconfig(
     )
 
 
+def _step(key: str, kinds: set[str], deps: list, description: str) -> dg.AssetSpec:
+    # skippable: a plan records an observation and no materialization.
+    return dg.AssetSpec(
+        key, deps=deps, kinds=kinds, description=description, group_name=GROUP, skippable=True
+    )
+
+
+# In the order they run; each asset depends on the one before.
+STEPS: list[tuple[dg.AssetSpec, Callable[[StepRun], StepReport]]] = [
+    (
+        _step(
+            "node_preflight",
+            {"ssh", "raspberrypi"},
+            [inventory],
+            "Each node checked before anything is installed: Pi model, arm64, memory, OS "
+            "release, cgroup v2 memory controller, page size, free disk, fsync latency where K3s "
+            "keeps its data (etcd wants p99 < 10 ms), time sync, NIC speed. Reads only.",
+        ),
+        preflight_step,
+    ),
+    (
+        _step(
+            "node_prep",
+            {"ssh", "raspberrypi"},
+            ["node_preflight"],
+            "Each node made ready for K3s: packages, memory cgroup flags on the boot command "
+            "line (reboot in node_reboot), swap off for good, hostname and hosts file, K3s "
+            "sysctls, 30 days of journald, firewall (SSH/web only from the LAN, NodePorts only "
+            "inside the cluster).",
+        ),
+        node_prep_step,
+    ),
+    (
+        _step(
+            "node_reboot",
+            {"ssh", "raspberrypi"},
+            ["node_prep"],
+            "Reboots only the nodes whose new boot command line is not active yet, and waits "
+            "(bounded) until each answers with a new boot id and the memory cgroup controller. "
+            "Once K3s runs anywhere, one node at a time: the server first, then the agents, each "
+            "back and Ready before the next. Never retried automatically: a reboot is not "
+            "idempotent.",
+        ),
+        node_reboot_step,
+    ),
+    (
+        _step(
+            "k3s_server",
+            {"k3s", "ssh"},
+            ["node_reboot"],
+            "The K3s server (pinned release, embedded etcd, config file, join token kept in a "
+            "0600 file and redacted everywhere) on the inventory's server node. A token that "
+            "differs from the one an existing cluster was created with is refused (rotate it "
+            "with `k3s token rotate`).",
+        ),
+        k3s_server_step,
+    ),
+    (
+        _step(
+            "k3s_agents",
+            {"k3s", "ssh"},
+            ["k3s_server"],
+            "K3s agents joined to the server, one per agent node, with the inventory's labels.",
+        ),
+        k3s_agents_step,
+    ),
+    (
+        _step(
+            "kubeconfig",
+            {"kubernetes"},
+            ["k3s_agents"],
+            "The cluster's admin kubeconfig, fetched from the K3s server, its server address "
+            "set to the server node, stored 0600 under the platform's home for the later "
+            "steps. Never logged.",
+        ),
+        kubeconfig_step,
+    ),
+]
+
+STEP_CHECKS = [
+    dg.AssetCheckSpec(
+        "preflight_passed",
+        asset="node_preflight",
+        blocking=True,
+        description="No node has a preflight error: nothing installs on a node that fails it.",
+    ),
+    dg.AssetCheckSpec(
+        "converged",
+        asset="node_prep",
+        description="After an apply, re-read facts plan no change.",
+    ),
+    dg.AssetCheckSpec("converged", asset="k3s_server"),
+    dg.AssetCheckSpec("converged", asset="k3s_agents"),
+]
+
+
+@dg.multi_asset(
+    name="cluster_bringup",
+    specs=[spec for spec, _ in STEPS],
+    check_specs=STEP_CHECKS,
+    can_subset=True,
+    # A reboot is not idempotent: never re-run automatically.
+    op_tags={"dagster/max_retries": "0"},
+)
+def cluster_bringup(
+    context: dg.AssetExecutionContext,
+    config: BringUpConfig,
+    inventory_file: InventoryFile,
+    ssh: SshResource,
+    k3s_token: K3sToken,
+    kubernetes: KubernetesResource,
+) -> Iterator:
+    """The bring-up steps selected for this run, in order, each planned or applied."""
+    inv = inventory_file.load()
+    select_nodes(inv, config.nodes)  # an unknown name fails before anything is contacted
+    token = k3s_token.token or None
+    selected = context.selected_asset_keys
+    checks = context.selected_asset_check_keys
+    failures: list[str] = []
+    # Every node's sessions, connected on first use: only the nodes a step reads are contacted.
+    targets = ssh_targets(inv, [n.name for n in inv.nodes])
+    with ssh.open(targets, log=context.log, secrets=[token] if token else []) as sessions:
+        run = StepRun(
+            context,
+            config,
+            inv,
+            inventory_file.allow_remote_nodes,
+            sessions,
+            ssh,
+            token,
+            kubernetes,
+        )
+        for spec, step in STEPS:
+            if spec.key not in selected:
+                continue
+            report = step(run)
+            if config.apply and report.failure is None:
+                yield dg.MaterializeResult(asset_key=spec.key, metadata=report.metadata)
+            else:
+                yield dg.AssetObservation(asset_key=spec.key, metadata=report.metadata)
+            yield from (
+                c for c in report.checks if dg.AssetCheckKey(spec.key, c.check_name) in checks
+            )
+            if report.failure is not None:
+                failures.append(report.failure)
+                if config.apply:
+                    break  # nothing after a failed step is applied
+    if failures:
+        raise dg.Failure(description="\n\n".join(failures))
+
+
 @dg.asset_check(
-    asset=kubeconfig,
+    asset="kubeconfig",
     description="Every inventory node is a Ready Kubernetes node (through the Kubernetes API).",
 )
 def cluster_ready(inventory_file: InventoryFile, kubernetes: KubernetesResource):
-    from resources.kubernetes import ClusterUnreachable, KubeconfigMissing
-
     inv = inventory_file.load()
     try:
         statuses = {s.name: s for s in kubernetes.node_statuses()}
@@ -484,17 +508,9 @@ def cluster_ready(inventory_file: InventoryFile, kubernetes: KubernetesResource)
     )
 
 
-PLATFORM_ASSETS = [
-    inventory,
-    node_preflight,
-    node_prep,
-    node_reboot,
-    k3s_server,
-    k3s_agents,
-    kubeconfig,
-]
-# Every step after the inventory takes the plan/apply config.
-APPLY_STEPS = [a.key.to_user_string() for a in PLATFORM_ASSETS if a is not inventory]
+PLATFORM_ASSETS = [inventory, cluster_bringup]
+# The bring-up steps, in order, by asset key.
+BRINGUP_STEPS = [spec.key.to_user_string() for spec, _ in STEPS]
 
 
 def platform_resources(
@@ -517,11 +533,10 @@ def platform_resources(
     }
 
 
-def apply_run_config(
-    nodes: Sequence[str] = (), apply: bool = True, steps: Sequence[str] = tuple(APPLY_STEPS)
-) -> dict:
-    """Run config that applies (or plans) the given steps, optionally on some nodes only."""
-    return {"ops": {step: {"config": {"apply": apply, "nodes": list(nodes)}} for step in steps}}
+def apply_run_config(nodes: Sequence[str] = (), apply: bool = True) -> dict:
+    """Run config that applies (or plans) the selected bring-up steps, optionally on some nodes
+    only; which steps run is the run's asset selection."""
+    return {"ops": {"cluster_bringup": {"config": {"apply": apply, "nodes": list(nodes)}}}}
 
 
 apply_cluster = dg.define_asset_job(
@@ -530,6 +545,8 @@ apply_cluster = dg.define_asset_job(
     config=apply_run_config(),
     description="Applies the cluster plan: node prep, reboots where needed, K3s server and "
     "agents, kubeconfig. Materializing the assets without this job only plans.",
+    # One process for the whole run: one SSH connection per host, no process start per step.
+    executor_def=dg.in_process_executor,
     # A reboot is not idempotent: never re-run automatically.
     tags={"dagster/max_retries": "0"},
 )

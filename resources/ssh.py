@@ -1,9 +1,12 @@
 """SSH to the nodes, verified: known_hosts only, key auth, `sudo -n`, a timeout on every call.
 
-`SshResource.open(targets)` gives a `NodeSessions` for one step of a run: at most one paramiko
-connection per host, opened on first use and closed when the step ends. Commands given as a list
-are quoted argument by argument (`shlex.join`); output is streamed to the run's log line by line
-with every secret replaced by `***`. Every failure is a `NodeError` whose message names the host.
+`SshResource.open(targets)` gives a `NodeSessions`: at most one paramiko connection per host,
+opened on first use. Inside a Dagster run the connections belong to the run (opened lazily,
+shared by every step that opens sessions, closed when the run ends: `yield_for_execution`);
+outside a run they close with the `NodeSessions`. Commands given as a list are quoted argument
+by argument (`shlex.join`); output is streamed to the run's log line by line, and kept in the
+`CommandResult`, with every secret replaced by `***`. Every failure is a `NodeError` whose
+message names the host.
 
 The resource knows nothing about K3s or Raspberry Pis: facts, plans and assets build on it, and
 backups and patches will reuse it.
@@ -15,13 +18,14 @@ import select
 import shlex
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 if TYPE_CHECKING:
     import paramiko
@@ -220,67 +224,44 @@ class _RejectUnknownHostKey:
         self._policy.missing_host_key(client, hostname, key)
 
 
-class NodeSessions:
-    """The SSH connections of one step: at most one per host, closed on exit."""
+class _Connections:
+    """At most one paramiko connection per host, opened on first use, reopened when lost."""
 
-    def __init__(
-        self,
-        resource: "SshResource",
-        targets: Sequence[SshTarget],
-        log: Any = None,
-        secrets: Sequence[str] = (),
-    ):
+    def __init__(self, resource: "SshResource"):
         self._resource = resource
-        self.targets = {t.name: t for t in targets}
-        if len(self.targets) != len(targets):
-            raise ValueError("two SSH targets share a node name")
-        self.log = log
-        self.redact = _Redactor(secrets)
-        self._clients: dict[str, paramiko.SSHClient] = {}
-        self._locks = {name: threading.Lock() for name in self.targets}
+        self._clients: dict[SshTarget, paramiko.SSHClient] = {}
+        self._locks: dict[SshTarget, threading.Lock] = {}
+        self._guard = threading.Lock()
         self._closed = False
-        # How many connections were made per node; a reboot legitimately adds one.
-        self.connections_opened: dict[str, int] = dict.fromkeys(self.targets, 0)
-
-    # context manager
-    def __enter__(self) -> "NodeSessions":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        # How many connections were made per host; a reboot legitimately adds one.
+        self.opened: dict[SshTarget, int] = {}
 
     def close(self) -> None:
         self._closed = True
-        for name in list(self._clients):
-            self._drop(name)
+        for target in list(self._clients):
+            self.drop(target)
 
-    # connections
-    def _target(self, node: str) -> SshTarget:
-        try:
-            return self.targets[node]
-        except KeyError:
-            raise NodeError(node, "not among this step's SSH targets") from None
-
-    def _drop(self, node: str) -> None:
-        client = self._clients.pop(node, None)
+    def drop(self, target: SshTarget) -> None:
+        client = self._clients.pop(target, None)
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
 
-    def _client(self, node: str) -> "paramiko.SSHClient":
-        target = self._target(node)
-        with self._locks[node]:
-            client = self._clients.get(node)
+    def client(self, target: SshTarget) -> "paramiko.SSHClient":
+        with self._guard:
+            lock = self._locks.setdefault(target, threading.Lock())
+        with lock:
+            client = self._clients.get(target)
             if client is not None:
                 transport = client.get_transport()
                 if transport is not None and transport.is_active():
                     return client
-                self._drop(node)  # lost (e.g. the node rebooted): a new connection
+                self.drop(target)  # lost (e.g. the node rebooted): a new connection
             if self._closed:
-                raise NodeError(node, "SSH sessions are closed")
+                raise NodeError(target.name, "SSH sessions are closed")
             client = self._connect(target)
-            self._clients[node] = client
-            self.connections_opened[node] += 1
+            self._clients[target] = client
+            self.opened[target] = self.opened.get(target, 0) + 1
             return client
 
     def _connect(self, target: SshTarget) -> "paramiko.SSHClient":
@@ -376,6 +357,60 @@ class NodeSessions:
             transport.set_keepalive(15)
         return client
 
+
+class NodeSessions:
+    """SSH sessions to some nodes, with the log and the secrets of the step that uses them.
+
+    On the run's connections when given (they outlive these sessions), else on connections of
+    its own, closed on exit.
+    """
+
+    def __init__(
+        self,
+        resource: "SshResource",
+        targets: Sequence[SshTarget],
+        log: Any = None,
+        secrets: Sequence[str] = (),
+        connections: _Connections | None = None,
+    ):
+        self._resource = resource
+        self.targets = {t.name: t for t in targets}
+        if len(self.targets) != len(targets):
+            raise ValueError("two SSH targets share a node name")
+        self.log = log
+        self.redact = _Redactor(secrets)
+        self._owns_connections = connections is None
+        self._connections = connections or _Connections(resource)
+
+    # context manager
+    def __enter__(self) -> "NodeSessions":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_connections:
+            self._connections.close()
+
+    @property
+    def connections_opened(self) -> dict[str, int]:
+        """How many connections were made per node (by these sessions or the run before)."""
+        return {name: self._connections.opened.get(t, 0) for name, t in self.targets.items()}
+
+    # connections
+    def _target(self, node: str) -> SshTarget:
+        try:
+            return self.targets[node]
+        except KeyError:
+            raise NodeError(node, "not among this step's SSH targets") from None
+
+    def _drop(self, node: str) -> None:
+        self._connections.drop(self._target(node))
+
+    def _client(self, node: str) -> "paramiko.SSHClient":
+        return self._connections.client(self._target(node))
+
     # commands
     def run(
         self,
@@ -414,6 +449,8 @@ class NodeSessions:
             raise NodeUnreachable(
                 node_name, f"connection lost while running `{shown}`: {reason}"
             ) from None
+        # Redacted like the log: a result's output may reach metadata or an exception.
+        out, err = self.redact(out), self.redact(err)
         result = CommandResult(node_name, shown, exit_code, out, err)
         if sudo and exit_code == 1 and any(m in err for m in _SUDO_PASSWORD_MARKERS):
             user = self._target(node_name).user
@@ -424,7 +461,7 @@ class NodeSessions:
                 "a user that has it",
             )
         if check and exit_code != 0:
-            raise CommandFailed(node_name, shown, exit_code, self.redact(_stderr_tail(err)))
+            raise CommandFailed(node_name, shown, exit_code, _stderr_tail(err))
         return result
 
     def _exec(
@@ -452,7 +489,15 @@ class NodeSessions:
         try:
             channel.exec_command(text)
             if stdin is not None:
-                channel.sendall(stdin)
+                # A command that does not read its stdin must not hold the step past its
+                # timeout: sendall blocks once the channel's window is full.
+                channel.settimeout(max(deadline - time.monotonic(), 0.001))
+                try:
+                    channel.sendall(stdin)
+                except TimeoutError:
+                    _signal(channel, "TERM")
+                    raise CommandTimedOut(node, "timeout writing stdin") from None
+                channel.settimeout(None)
             channel.shutdown_write()
             while True:
                 drained = False
@@ -552,11 +597,27 @@ class SshResource(dg.ConfigurableResource):
     command_timeout_s: float = 300.0
     max_parallel: int = 4
 
+    # The run's connections, one per host, shared by every step of the run (Dagster initializes
+    # a resource once per run in the in-process executor).
+    _run_connections: _Connections | None = PrivateAttr(default=None)
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["SshResource"]:
+        self._run_connections = _Connections(self)
+        try:
+            yield self
+        finally:
+            self._run_connections.close()
+            self._run_connections = None
+
     def open(
         self,
         targets: Sequence[SshTarget],
         log: Any = None,
         secrets: Sequence[str] = (),
     ) -> NodeSessions:
-        """Sessions for one step; use as a context manager so connections close after it."""
-        return NodeSessions(self, targets, log=log, secrets=secrets)
+        """Sessions for one step; use as a context manager. Inside a run they use the run's
+        connections (closed when the run ends); outside one, connections close with them."""
+        return NodeSessions(
+            self, targets, log=log, secrets=secrets, connections=self._run_connections
+        )

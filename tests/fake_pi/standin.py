@@ -865,6 +865,22 @@ def k3s_config_value(key: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
+def refuse_changed_token(token_path: str, token: str, unit: str) -> None:
+    """As K3s does: once its datastore exists, its bootstrap data is encrypted with the token the
+    cluster was created with, and a server started with another token exits."""
+    stored = read(token_path).strip()
+    if not stored:
+        return
+    password = token.split("::server:", 1)[-1]
+    if stored.split("::server:", 1)[-1] != password:
+        raise Exit(
+            1,
+            f"Job for {unit} failed because the control process exited with error code.\n"
+            'k3s: level=fatal msg="starting kubernetes: preparing server: bootstrap data '
+            'already found and encrypted with different token" (fake Pi)\n',
+        )
+
+
 def start_k3s(state: dict, unit: str) -> None:
     if not os.access(K3S_BIN, os.X_OK):
         raise Exit(1, f"Job for {unit} failed: {K3S_BIN} not found (fake Pi)\n")
@@ -880,7 +896,9 @@ def start_k3s(state: dict, unit: str) -> None:
     else:
         data_dir = k3s_config_value("data-dir") or "/var/lib/rancher/k3s"
         token = token or uuid.uuid4().hex
+        refuse_changed_token(f"{data_dir}/server/token", token, unit)
         digest = hashlib.sha256(token.encode()).hexdigest()
+        write(f"{data_dir}/server/token", f"K10{digest}::server:{token}\n")
         write(f"{data_dir}/server/node-token", f"K10{digest}::server:{token}\n")
         write(
             "/etc/rancher/k3s/k3s.yaml",

@@ -27,13 +27,13 @@ from dagster._core.remote_representation.external_data import RepositorySnap
 
 import data_assets
 from data_assets.simulator import simulate_day, write_day
-from platform_assets.assets import InventoryFile, K3sToken, k3s_server
-from platform_assets.facts import K3S_CONFIG, K3S_TOKEN_FILE
+from platform_assets.assets import PLATFORM_ASSETS, apply_run_config
 from platform_assets.inventory import load_inventory
+from platform_assets.k3s.facts import K3S_CONFIG, K3S_TOKEN_FILE
+from platform_assets.resources import InventoryFile, K3sToken, ssh_resource
 from resources.kubernetes import KubernetesResource
 from resources.object_store import object_store_for
 from resources.settings import load_settings
-from resources.ssh import SshResource
 from tests.fake_pi.cluster import FakeCluster
 from tests.fake_pi.fixtures import targets_for
 from tests.integration.cluster_env import cluster_profile_env
@@ -225,10 +225,7 @@ def platform_resources(cluster: FakeCluster, tmp_path: Path, token: str) -> dict
     inv = load_inventory(cluster.inventory_path)
     return {
         "inventory_file": InventoryFile(path=str(cluster.inventory_path)),
-        "ssh": SshResource(
-            known_hosts_path=inv.ssh.known_hosts_path,
-            private_key_path=inv.ssh.private_key_path,
-        ),
+        "ssh": ssh_resource(inv),
         "k3s_token": K3sToken(token=token),
         "kubernetes": KubernetesResource(kubeconfig_path=str(tmp_path / "kubeconfig")),
     }
@@ -267,18 +264,20 @@ def test_a_token_already_on_the_node_is_never_read_back(
     for token in ("", dg.EnvVar("PICLUSTER_K3S_TOKEN")):
         res["k3s_token"] = K3sToken(token=token)
         result = dg.materialize(
-            [k3s_server],
+            PLATFORM_ASSETS,
+            selection=["k3s_server"],
             resources=res,
             instance=inst,
-            run_config={"ops": {"k3s_server": {"config": {"nodes": ["pi-server"]}}}},
+            run_config=apply_run_config(nodes=["pi-server"], apply=False),
         )
         assert result.success
-        plan = result.asset_materializations_for_node("k3s_server")[0].metadata["plan"].value
+        (plan_event,) = result.get_asset_observation_events()
+        plan = plan_event.asset_observation_data.asset_observation.metadata["plan"].value
         assert "join token" in plan if token else "join token" not in plan
         assert "-token: ***" in plan  # the config's drift is shown, its value masked
         assert_absent(recorded(inst, result.run_id, home), secrets, "what Dagster recorded")
         assert_absent(
-            ui_snapshot(dg.Definitions(assets=[k3s_server], resources=res)),
+            ui_snapshot(dg.Definitions(assets=PLATFORM_ASSETS, resources=res)),
             secrets,
             "the UI's repository snapshot",
         )

@@ -6,11 +6,17 @@ the same `for_each`. It is a fake of our SSH layer, not of a Pi: the over-real-S
 the fake-Pi cluster live in tests/ssh/.
 """
 
-import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from resources.ssh import CommandFailed, CommandResult, NodeError, NodeUnreachable
+from resources.ssh import (
+    CommandFailed,
+    CommandResult,
+    CommandTimedOut,
+    NodeError,
+    NodeUnreachable,
+    command_text,
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,11 @@ class RecordedSessions:
 
     records: Mapping[str, Mapping[str, Recorded]]
     unreachable: set[str] = field(default_factory=set)
+    # Commands (text without `sudo -n --`) that run past their timeout.
+    hang: set[str] = field(default_factory=set)
     calls: list[tuple[str, str, bytes | None]] = field(default_factory=list)
+    # The timeout each command was given (None: the resource's default).
+    timeouts: dict[str, float | None] = field(default_factory=dict)
     # Called after each recorded command (e.g. to change state after a write).
     on_run: Callable[[str, str, bytes | None], None] | None = None
 
@@ -38,13 +48,14 @@ class RecordedSessions:
         return None
 
     def run(self, node_name, command, *, sudo=False, timeout_s=None, check=True, stdin=None):
-        text = command if isinstance(command, str) else shlex.join(command)
-        if sudo:
-            text = shlex.join(["sudo", "-n", "--"]) + " " + text
+        text = command_text(command, sudo=sudo)
         if node_name in self.unreachable:
             raise NodeUnreachable(node_name, "cannot connect (recorded as down)")
         self.calls.append((node_name, text, stdin))
         key = text.removeprefix("sudo -n -- ")
+        self.timeouts[key] = timeout_s
+        if key in self.hang:
+            raise CommandTimedOut(node_name, f"`{text}` did not finish within {timeout_s:g}s")
         rec = self.records.get(node_name, {}).get(key)
         if rec is None:
             rec = Recorded(key, "", f"sh: 1: {key.split()[0]}: not found", 127)

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from platform_assets.assets import (
+    BRINGUP_STEPS,
     PLATFORM_ASSETS,
     apply_run_config,
     cluster_ready,
@@ -29,15 +30,24 @@ def resources(tmp_path: Path) -> dict:
     return platform_resources(ROOT / "inventory.example.yaml", ssh, tmp_path / "kubeconfig")
 
 
-def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
-    (event,) = result.asset_materializations_for_node(key)
+def _observed(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    (event,) = [
+        e.asset_observation_data.asset_observation
+        for e in result.get_asset_observation_events()
+        if e.asset_key == dg.AssetKey(key)
+    ]
     return event.metadata
 
 
 def test_plan_mode_shows_every_node_and_changes_nothing(tmp_path):
     result = dg.materialize([*PLATFORM_ASSETS, cluster_ready], resources=resources(tmp_path))
     assert result.success
-    prep = _metadata(result, "node_prep")
+    # A plan is an observation of every step; only the inventory (a file) is materialized.
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"inventory"}
+    observed = {e.asset_key.to_user_string() for e in result.get_asset_observation_events()}
+    assert observed == set(BRINGUP_STEPS)
+    prep = _observed(result, "node_prep")
     assert prep["mode"].value == "plan"
     plan = prep["plan"].value
     for name in ("pi-server", "pi-agent-1", "pi-agent-2", "pi-agent-3"):
@@ -46,23 +56,25 @@ def test_plan_mode_shows_every_node_and_changes_nothing(tmp_path):
     assert "sudo -n -- hostnamectl set-hostname pi-agent-2" in plan
     assert "unknown (not contacted)" in plan
     assert prep["dagster/row_count"].value > 0
-    server = _metadata(result, "k3s_server")["plan"].value
+    server = _observed(result, "k3s_server")["plan"].value
     assert "releases/download/v1.33.5%2Bk3s1/k3s-arm64" in server and "pi-agent-1" not in server
-    agents = _metadata(result, "k3s_agents")["plan"].value
+    agents = _observed(result, "k3s_agents")["plan"].value
     assert "pi-server" not in agents and "k3s-agent.service" in agents
     assert not (tmp_path / "kubeconfig").exists()
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     # Not contacted is not a failure of the node, but it is not a pass either.
     assert not checks["preflight_passed"].passed
     assert checks["preflight_passed"].severity == dg.AssetCheckSeverity.WARN
-    assert checks["cluster_ready"].severity == dg.AssetCheckSeverity.WARN
+    # The kubeconfig was only planned, so the check of the cluster it reaches did not run.
+    assert "cluster_ready" not in checks
 
 
 def test_apply_from_the_local_profile_refuses_lan_nodes(tmp_path):
     result = dg.materialize(
-        PLATFORM_ASSETS[:3],
+        PLATFORM_ASSETS,
+        selection=["node_preflight", "node_prep"],
         resources=resources(tmp_path),
-        run_config=apply_run_config(nodes=["pi-agent-1"], steps=["node_preflight", "node_prep"]),
+        run_config=apply_run_config(nodes=["pi-agent-1"]),
         raise_on_error=False,
     )
     assert not result.success
@@ -74,7 +86,8 @@ def test_apply_from_the_local_profile_refuses_lan_nodes(tmp_path):
 def test_unknown_node_in_config_is_named(tmp_path):
     with pytest.raises(Exception, match="not in the inventory: pi-9"):
         dg.materialize(
-            PLATFORM_ASSETS[:2],
+            PLATFORM_ASSETS,
+            selection=["node_preflight"],
             resources=resources(tmp_path),
-            run_config={"ops": {"node_preflight": {"config": {"nodes": ["pi-9"]}}}},
+            run_config=apply_run_config(nodes=["pi-9"], apply=False),
         )

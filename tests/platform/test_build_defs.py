@@ -26,7 +26,10 @@ def test_local_profile_loads_the_example_and_knows_no_token(tmp_path, monkeypatc
         "k3s_agents",
         "kubeconfig",
     }
-    assert defs.resolve_job_def("apply_cluster").tags["dagster/max_retries"] == "0"
+    apply_cluster = defs.resolve_job_def("apply_cluster")
+    assert apply_cluster.tags["dagster/max_retries"] == "0"
+    # One process for the whole apply (one SSH connection per host for every step).
+    assert apply_cluster.executor_def is dg.in_process_executor
     inventory_file = defs.resources["inventory_file"]
     assert inventory_file.allow_remote_nodes is False
     assert defs.resources["k3s_token"].token == ""
@@ -56,3 +59,12 @@ def test_a_broken_inventory_stops_the_load_naming_file_and_field(tmp_path):
         r"192.168.0.322 is not an IPv4 address",
     ):
         platform_assets.build_defs(settings)
+
+
+def test_every_run_of_the_code_location_runs_in_one_process(tmp_path, monkeypatch):
+    """Materializing the platform group from the UI uses the code location's default executor."""
+    import definitions
+
+    monkeypatch.setenv("PICLUSTER_HOME", str(tmp_path))
+    defs = definitions.build_definitions()
+    assert defs.resolve_implicit_global_asset_job_def().executor_def is dg.in_process_executor

@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from platform_assets.assets import InventoryFile, cluster_ready
-from platform_assets.steps import rewrite_kubeconfig, write_private
+from platform_assets.kubeconfig.fetch import rewrite_kubeconfig, write_private
 from resources.kubernetes import KubernetesResource
 from tests.platform.fake_kube_api import fake_kube_api, kubeconfig_for, node
 

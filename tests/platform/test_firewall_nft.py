@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from platform_assets.inventory import load_inventory
-from platform_assets.planning import desired_firewall
+from platform_assets.node_prep.firewall import desired_firewall
 
 ROOT = Path(__file__).resolve().parents[2]
 

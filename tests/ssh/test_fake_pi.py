@@ -58,7 +58,10 @@ def test_stand_ins_change_only_the_node_they_ran_on(fresh_cluster: FakeCluster):
         assert s.run("pi-server", ["hostname"]).stdout == "pi-server\n"
         # The neighbour did not change...
         other = s.run("pi-agent-1", ["cat", "/etc/picluster/x"], check=False)
-        assert other.exit_code != 0
+        assert (other.exit_code, other.stderr) == (
+            1,
+            "cat: /etc/picluster/x: No such file or directory\n",
+        )
         assert s.run("pi-agent-1", ["hostname"]).stdout == "raspberrypi\n"
         assert "/var/swap" in s.run("pi-agent-1", ["cat", "/proc/swaps"]).stdout
     # ...and neither did this machine.

@@ -1,0 +1,1 @@
+"""Node prep: each node made ready for K3s (facts.py, plan.py, firewall.py, apply.py)."""

@@ -1,0 +1,1 @@
+"""Preflight: read-only checks of each node before anything installs (facts.py, verdicts.py)."""
