@@ -922,7 +922,7 @@ def start_k3s(state: dict, unit: str) -> None:
 
 def k3s_cli(version: str, args: list[str]) -> str:
     if args[:1] in (["--version"], ["-v"], ["version"]):
-        return f"k3s version {version} ({K3S_COMMIT})\ngo version go1.24.6\n"
+        return f"k3s version {version} ({K3S_COMMIT})\ngo version go1.24.12\n"
     if args[:1] == ["check-config"]:
         return "cgroups V2 mounted, cpu|cpuset|memory controllers status: good (fake Pi)\n"
     raise Exit(1, f"k3s {' '.join(args[:2])}: not available on a fake Pi\n")

@@ -1,10 +1,16 @@
 """The control plane's build cache: versions pinned in one place, checked against what the
 built binaries really answer, and a cache without its marker never trusted."""
 
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 
 from tests.harness import kube_dist
 from tests.harness.kube import binaries
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.service
@@ -38,3 +44,14 @@ def test_without_go_the_build_says_which_version_to_install(tmp_path, monkeypatc
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(kube_dist.KubeDistError, match=r"Go toolchain \(1\.26 or newer; no `go`"):
         kube_dist.ensure()
+
+
+def test_the_k3s_pin_runs_the_same_kubernetes_minor_as_the_tests():
+    example = yaml.safe_load((ROOT / "inventory.example.yaml").read_text())
+    k3s = re.fullmatch(r"v(\d+)\.(\d+)\.\d+\+k3s\d+", example["k3s"]["version"])
+    kubernetes = re.fullmatch(r"v(\d+)\.(\d+)\.\d+", kube_dist.KUBERNETES_VERSION)
+    assert k3s and kubernetes
+    assert k3s.groups() == kubernetes.groups(), (
+        f"inventory.example.yaml pins K3s {example['k3s']['version']} but the tests' control "
+        f"plane runs Kubernetes {kube_dist.KUBERNETES_VERSION}: keep their minors equal"
+    )
