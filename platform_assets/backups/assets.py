@@ -52,9 +52,9 @@ from platform_assets.backups.streams import open_stream, put_stream
 from resources.object_store import ObjectNotFound, ObjectStore
 
 # A backup night is the date in the inventory's time zone when the schedule fires (02:00). The
-# partitions are dates; end_offset=1 keeps a zone ahead of UTC from asking for a day that does
-# not exist yet.
-backup_days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
+# partitions are plain dates: end_offset=2 lets a zone up to 14 hours ahead of UTC (where 02:00
+# local is still the previous day in UTC) name its night before UTC's calendar reaches it.
+backup_days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=2)
 
 # A night's backup runs at 02:00; 26 hours leaves two hours for a slow night before the owner
 # is told that the newest backup that restored is more than a day old.
