@@ -13,7 +13,7 @@ import json
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from platform_assets.backups.layout import (
@@ -98,7 +98,8 @@ def load_index(mirror: ObjectStore, key: BackupKey, day: str) -> dict[str, Mirro
 
 
 def write_index(mirror: ObjectStore, key: BackupKey, day: str, entries: dict[str, MirrorEntry]):
-    rows = [list(asdict(entries[k]).values()) for k in sorted(entries)]
+    # Rows in MirrorEntry's field order (dataclasses.asdict is slow on 10,000 entries).
+    rows = [[e.key, e.etag, e.size, e.sha256, e.blob, e.day] for _, e in sorted(entries.items())]
     text = json.dumps({"day": day, "objects": rows}, separators=(",", ":")).encode()
     return put_stream(mirror, mirror_index_key(day), seal([text], key))
 
