@@ -1,0 +1,35 @@
+"""The nightly backups: PostgreSQL dumps with restore checks, the object store mirrored off the
+cluster, sealed, verified and kept for seven nights. See docs/backups.md.
+
+`build_defs(settings, timezone)` registers the assets, their checks, the `nightly_backups` and
+`backup_freshness` jobs and schedules, and the resources `backup_key`, `backup_mirror` and
+`platform_postgres`. The assets also use the platform's `object_store`, registered by
+`data_assets`.
+"""
+
+import dagster as dg
+
+from resources.settings import Settings
+
+
+def build_defs(settings: Settings, timezone: str = "UTC") -> dg.Definitions:
+    from platform_assets.backups.assets import BACKUP_ASSETS, BACKUP_CHECKS
+    from platform_assets.backups.resources import backup_resources
+    from platform_assets.backups.settings import load_backup_settings
+    from sensors.backups import (
+        backup_freshness_job,
+        backup_freshness_schedule,
+        nightly_backups_job,
+        nightly_backups_schedule,
+    )
+
+    return dg.Definitions(
+        assets=BACKUP_ASSETS,
+        asset_checks=BACKUP_CHECKS,
+        jobs=[nightly_backups_job, backup_freshness_job],
+        schedules=[
+            nightly_backups_schedule(timezone, running=settings.is_cluster),
+            backup_freshness_schedule(running=settings.is_cluster),
+        ],
+        resources=backup_resources(load_backup_settings(settings)),
+    )

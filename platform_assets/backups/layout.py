@@ -1,0 +1,63 @@
+"""Where the backups live.
+
+In the cluster's object store (the `lake` bucket, beside the data it protects):
+
+    backups/postgres/<day>/<database>.dump    pg_dump -Fc, as pg_restore reads it
+    backups/postgres/<day>/manifest.json      sha256, size, server version, rows per table
+    backups/postgres/<day>/verified.json      written by the restore check when the day restored
+
+On the mirror (a second S3 endpoint off the cluster, e.g. a NAS), everything sealed with the
+backup key except the verification markers, which hold no data:
+
+    mirror/index/<day>.sealed                 every mirrored key -> its version, sha256, blob
+    mirror/blobs/<name>                       one object version; the name reveals nothing
+    mirror/verified/<day>.json                written by the mirror check when the sample re-read
+
+A day is the backup's date in the inventory's time zone (`YYYY-MM-DD`), so keys sort by age.
+"""
+
+import re
+
+POSTGRES_PREFIX = "backups/postgres/"
+MIRROR_INDEX_PREFIX = "mirror/index/"
+MIRROR_BLOB_PREFIX = "mirror/blobs/"
+MIRROR_VERIFIED_PREFIX = "mirror/verified/"
+
+# The lake's prefixes that leave the cluster. `metastore/` is not one: on the cluster the Hive
+# Metastore keeps its state in PostgreSQL (in the `metastore` dump); the folder exists only on
+# test clusters running Trino's file metastore.
+MIRRORED_PREFIXES = ("landing/", "warehouse/", "quarantine/", "backups/")
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def is_day(text: str) -> bool:
+    return bool(_DAY.fullmatch(text))
+
+
+def postgres_day_prefix(day: str) -> str:
+    return f"{POSTGRES_PREFIX}{day}/"
+
+
+def dump_key(day: str, database: str) -> str:
+    return f"{postgres_day_prefix(day)}{database}.dump"
+
+
+def manifest_key(day: str) -> str:
+    return f"{postgres_day_prefix(day)}manifest.json"
+
+
+def postgres_verified_key(day: str) -> str:
+    return f"{postgres_day_prefix(day)}verified.json"
+
+
+def mirror_index_key(day: str) -> str:
+    return f"{MIRROR_INDEX_PREFIX}{day}.sealed"
+
+
+def mirror_verified_key(day: str) -> str:
+    return f"{MIRROR_VERIFIED_PREFIX}{day}.json"
+
+
+def mirror_blob_key(name: str) -> str:
+    return f"{MIRROR_BLOB_PREFIX}{name}"

@@ -1,0 +1,165 @@
+"""object_store_mirror between two real SeaweedFS servers (the lake and a NAS stand-in): sealed
+copies, incremental nights, a delete on the lake kept on the mirror, the re-read check catching
+a flipped byte, a cut and a missing blob by name, and the way back."""
+
+import os
+
+import dagster as dg
+import pytest
+
+from platform_assets.backups.layout import (
+    MIRROR_BLOB_PREFIX,
+    MIRRORED_PREFIXES,
+    mirror_index_key,
+    mirror_verified_key,
+)
+from platform_assets.backups.mirror import load_index, restore_from_mirror
+from platform_assets.backups.sealing import BackupKey
+from sensors.backups import FRESHNESS_CHECKS
+from tests.backups.conftest import BACKUPS, failed_checks, resources_for, s3_store
+
+pytestmark = [pytest.mark.service]
+
+MIRROR = dg.AssetSelection.assets("object_store_mirror") - FRESHNESS_CHECKS
+NIGHT_1, NIGHT_2 = "2026-03-03", "2026-03-04"
+SECRET_TEXT = b"plaintext-that-must-not-reach-the-nas-"
+
+
+def lake_objects() -> dict[str, bytes]:
+    return {
+        "landing/2026-03-03/10/dev-01.jsonl": SECRET_TEXT + b"landing" * 100,
+        "landing/2026-03-03/10/dev 02 ünïcode.csv": b"device_id,ts\n" * 50,
+        "warehouse/sensor_readings/dt=2026-03-03/b1.parquet": os.urandom(3 << 20),
+        "quarantine/sensor_readings/dt=2026-03-03/b1.jsonl": SECRET_TEXT + b"rejected",
+        "backups/postgres/2026-03-03/ledger.dump": b"PGDMP" + os.urandom(5000),
+        "warehouse/empty-marker": b"",
+        "metastore/sensors/table.json": b"{}",  # test clusters only: not mirrored
+    }
+
+
+@pytest.fixture
+def lake(s3):
+    store = s3_store(s3, "lake")
+    for key, data in lake_objects().items():
+        store.put(key, data)
+    return store
+
+
+@pytest.fixture
+def mirror(nas):
+    return s3_store(nas, "mirror")
+
+
+@pytest.fixture
+def key(backup_key_env) -> BackupKey:
+    return BackupKey(backup_key_env)
+
+
+def run_mirror(lake, mirror, night: str) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        BACKUPS,
+        selection=MIRROR,
+        partition_key=night,
+        resources=resources_for(lake, nas=mirror),
+        raise_on_error=False,
+    )
+
+
+def run_verified_check(lake, mirror) -> dg.ExecuteInProcessResult:
+    check = dg.AssetCheckKey(dg.AssetKey("object_store_mirror"), "object_store_mirror_verified")
+    return dg.materialize(
+        BACKUPS,
+        selection=dg.AssetSelection.checks(check),
+        resources=resources_for(lake, nas=mirror),
+        raise_on_error=False,
+    )
+
+
+def mirrored_keys() -> set[str]:
+    return {k for k in lake_objects() if k.startswith(MIRRORED_PREFIXES)}
+
+
+def test_mirror_to_a_second_server_and_back(lake, mirror, key, s3):
+    result = run_mirror(lake, mirror, NIGHT_1)
+    assert result.success and failed_checks(result) == {}
+    assert mirror.stat(mirror_verified_key(NIGHT_1)) is not None
+    index = load_index(mirror, key, NIGHT_1)
+    assert set(index) == mirrored_keys()
+    # Nothing on the mirror shows the data or the key names: every blob and the index are
+    # sealed, and blob names are keyed hashes.
+    for info in mirror.list(""):
+        raw = mirror.get(info.key)
+        assert SECRET_TEXT not in raw, info.key
+        assert b"landing/" not in raw and b"dev-01" not in raw, info.key
+        assert "dev-01" not in info.key and "landing" not in info.key
+    # And back, into an empty bucket on the cluster's server: identical bytes.
+    restored = s3_store(s3, "restored")
+    assert set(restore_from_mirror(mirror, key, NIGHT_1, restored)) == mirrored_keys()
+    for k in mirrored_keys():
+        assert restored.get(k) == lake.get(k), k
+    assert restored.stat("metastore/sensors/table.json") is None
+    materialized = result.asset_materializations_for_node("object_store_mirror")[0]
+    assert materialized.metadata["copied"].value == len(mirrored_keys())
+
+
+def test_the_next_night_copies_only_what_changed_and_keeps_what_was_deleted(lake, mirror, key, s3):
+    assert run_mirror(lake, mirror, NIGHT_1).success
+    first = load_index(mirror, key, NIGHT_1)
+    changed, added = "landing/2026-03-03/10/dev-01.jsonl", "landing/2026-03-04/00/dev-09.jsonl"
+    deleted = "quarantine/sensor_readings/dt=2026-03-03/b1.jsonl"
+    lake.put(changed, b"a re-upload with other content")
+    lake.put(added, b"a new upload")
+    lake.delete(deleted)
+
+    result = run_mirror(lake, mirror, NIGHT_2)
+    assert result.success and failed_checks(result) == {}
+    metadata = result.asset_materializations_for_node("object_store_mirror")[0].metadata
+    assert metadata["copied"].value == 2
+    assert metadata["unchanged"].value == len(mirrored_keys()) - 2
+    assert metadata["deleted_on_cluster"].value == 1
+    second = load_index(mirror, key, NIGHT_2)
+    assert deleted not in second and added in second
+    assert second[changed].blob != first[changed].blob
+    unchanged = mirrored_keys() - {changed, deleted}
+    assert all(second[k] == first[k] for k in unchanged)  # carried, not copied again
+    # The deleted object's copy is still on the mirror, and night 1 restores it.
+    assert mirror.stat(MIRROR_BLOB_PREFIX + first[deleted].blob) is not None
+    back = s3_store(s3, "night1")
+    restore_from_mirror(mirror, key, NIGHT_1, back, prefixes=["quarantine/"])
+    assert back.get(deleted) == lake_objects()[deleted]
+    assert back.stat(changed) is None  # only the prefix asked for
+
+
+@pytest.mark.parametrize("how", ["flipped", "truncated", "missing"])
+def test_a_damaged_mirror_copy_fails_the_check_naming_it(lake, mirror, key, how):
+    assert run_mirror(lake, mirror, NIGHT_1).success
+    victim = "warehouse/sensor_readings/dt=2026-03-03/b1.parquet"
+    blob_key = MIRROR_BLOB_PREFIX + load_index(mirror, key, NIGHT_1)[victim].blob
+    data = bytearray(mirror.get(blob_key))
+    if how == "flipped":
+        data[len(data) // 2] ^= 0x01
+        mirror.put(blob_key, bytes(data))
+    elif how == "truncated":
+        mirror.put(blob_key, bytes(data[: len(data) - 100]))
+    else:
+        mirror.delete(blob_key)
+    mirror.delete(mirror_verified_key(NIGHT_1))
+    result = run_verified_check(lake, mirror)
+    failures = failed_checks(result)
+    assert set(failures) == {"object_store_mirror_verified"}
+    text = failures["object_store_mirror_verified"]
+    assert blob_key in text and victim in text
+    assert ("missing" if how == "missing" else "failed authentication") in text
+    assert mirror.stat(mirror_verified_key(NIGHT_1)) is None
+
+
+def test_another_key_cannot_open_the_mirror(lake, mirror, monkeypatch):
+    from platform_assets.backups.sealing import generate_key
+    from tests.backups.conftest import KEY_VAR
+
+    monkeypatch.setenv(KEY_VAR, generate_key())
+    assert run_mirror(lake, mirror, NIGHT_1).success
+    monkeypatch.setenv(KEY_VAR, generate_key())
+    result = run_verified_check(lake, mirror)
+    text = failed_checks(result)["object_store_mirror_verified"]
+    assert mirror_index_key(NIGHT_1) in text and "sealed with another backup key" in text
