@@ -10,14 +10,18 @@ import dagster as dg
 import data_assets
 import platform_assets
 import sensors
+from platform_assets import backups
+from platform_assets.inventory import load_inventory
 from resources.settings import load_settings
 
 
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
+    inventory = load_inventory(settings.inventory_path)
     return dg.Definitions.merge(
         platform_assets.build_defs(settings),
         data_assets.build_defs(settings),
+        backups.build_defs(settings, timezone=inventory.timezone),
         sensors.build_defs(settings),
         # Every run in one process, materializations from the UI included: a process per step
         # costs seconds of start-up and ~150 MB each on a Pi, and one process is what lets a

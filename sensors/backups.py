@@ -7,9 +7,9 @@ It runs by default on the cluster, whose Dagster owns the backups; on the local 
 stopped, so a laptop never backs up on its own.
 """
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 import dagster as dg
+
+from platform_assets.inventory.models import iana_zone
 
 NIGHTLY_CRON = "0 2 * * *"
 HOURLY_CRON = "17 * * * *"
@@ -40,19 +40,9 @@ backup_freshness_job = dg.define_asset_job(
 )
 
 
-def zone(timezone: str) -> ZoneInfo:
-    """The IANA zone, or a ValueError naming it."""
-    try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"time zone {timezone!r} is not an IANA time zone name (e.g. Europe/Berlin, UTC)"
-        ) from None
-
-
 def nightly_backups_schedule(timezone: str = "UTC", running: bool = False) -> dg.ScheduleDefinition:
     """The schedule in `timezone` (the inventory's `timezone`), RUNNING by default if `running`."""
-    tz = zone(timezone)
+    tz = iana_zone(timezone)
 
     @dg.schedule(
         name="nightly_backups",

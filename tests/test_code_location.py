@@ -42,7 +42,13 @@ def test_loading_the_code_location_imports_no_heavy_client(tmp_path):
 def test_dagster_definitions_check_passes(tmp_path, profile):
     # The cluster profile reads inventory.yaml by default; a user without one is refused at load.
     inventory = {"PICLUSTER_INVENTORY": str(ROOT / "inventory.example.yaml")}
-    extra = {**CLUSTER, **inventory} if profile == "cluster" else {}
+    backups = {
+        "PICLUSTER_BACKUP_KEY": "unused",
+        "PICLUSTER_BACKUP_MIRROR_ENDPOINT": "nas.lan:8333",
+        "PICLUSTER_BACKUP_MIRROR_ACCESS_KEY": "unused",
+        "PICLUSTER_BACKUP_MIRROR_SECRET_KEY": "unused",
+    }
+    extra = {**CLUSTER, **backups, **inventory} if profile == "cluster" else {}
     result = subprocess.run(
         [str(Path(sys.executable).with_name("dg")), "check", "defs", "--no-check-yaml"],
         cwd=ROOT,

@@ -5,6 +5,7 @@ import ipaddress
 import os
 import re
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -247,7 +248,18 @@ class Inventory(_Strict):
     network: Network
     k3s: K3s
     ssh: Ssh
+    timezone: str = Field(
+        "UTC",
+        description="IANA time zone of the cluster's home (e.g. Europe/Berlin): the nightly "
+        "backups (02:00) and the weekly patches run at local time there.",
+    )
     workloads: list[Workload] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        iana_zone(value)
+        return value
 
     @property
     def server(self) -> Node:
@@ -265,6 +277,16 @@ class Inventory(_Strict):
 
     def workloads_on(self, node: Node) -> list[Workload]:
         return [w for w in self.workloads if selector_matches(w.node_selector, node.labels)]
+
+
+def iana_zone(name: str) -> ZoneInfo:
+    """The IANA zone, or a ValueError naming it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"time zone {name!r} is not an IANA time zone name (e.g. Europe/Berlin, UTC)"
+        ) from None
 
 
 def selector_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:

@@ -243,6 +243,9 @@ EDITS = [
         "nodes[1].labels.zone",
         "not a valid Kubernetes label value",
     ),
+    # Time zone (the schedules run at its local time)
+    ("timezone not IANA", {"timezone": "CEST"}, "timezone", "not an IANA time zone"),
+    ("timezone a path", {"timezone": "../etc/passwd"}, "timezone", "not an IANA time zone"),
     # K3s
     ("version stable", {"k3s.version": "stable"}, "k3s.version", "not a pinned K3s release"),
     ("version v1.33", {"k3s.version": "v1.33"}, "k3s.version", "not a pinned K3s release"),
@@ -344,7 +347,7 @@ FILES = [
     (
         "two documents",
         EXAMPLE_TEXT.encode() + b"---\nx: 1\n",
-        "line 70, column 1",
+        f"line {len(EXAMPLE_TEXT.splitlines()) + 1}, column 1",
         "a single document",
     ),
     (
