@@ -1,10 +1,15 @@
-"""Node steps over real SSH on the FAKE Pi cluster: a no-op re-apply, and fan-out across nodes.
+"""Node steps over real SSH on the FAKE Pi cluster: the CLI re-apply, in-process re-apply, fan-out.
 
-Both in one run, on one fake cluster (tests/fake_pi: four real sshd on 127.0.0.11-14):
+All in one run, on one fake cluster (tests/fake_pi: four real sshd on 127.0.0.11-14):
 
-1. The whole bring-up job (`apply_cluster`'s steps through `dg.materialize`) applied once on
-   fresh nodes, then re-applied with nothing left to do. Ratio: re-apply / first apply.
-2. Node prep, already converged (reads facts, plans nothing), on one node, on four nodes with
+1. What a user waits for: a no-op re-apply through the documented CLI (`dg launch --job
+   apply_cluster` with the fake cluster's inventory), against a baseline that reads the same
+   facts with plain OpenSSH: one `ssh` per node, the four in parallel, running the very
+   commands the re-apply ran (recorded as the SSH layer sent them). Beside it, where the time goes:
+   a bare Python start, loading the code location, and the same re-apply in-process.
+2. The whole bring-up (`dg.materialize`) applied once on fresh nodes, then re-applied with
+   nothing left to do. Ratio: re-apply / first apply.
+3. Node prep, already converged (reads facts, plans nothing), on one node, on four nodes with
    the inventory's `max_parallel=4`, and on four nodes one at a time (`max_parallel=1`).
    Ratios against one node: 1.0 would be perfect fan-out, 4.0 is serial.
 
@@ -13,14 +18,95 @@ Needs root (the fake cluster uses mount namespaces). Median of BENCH_SAMPLES run
 
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmarks.report import write_section
 
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "5"))
 TOKEN = "K10benchmark-join-token"  # a benchmark value, not a secret
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli_env(inventory: Path, home: Path) -> dict[str, str]:
+    """The local profile against the fake cluster, as docs/fake-cluster.md sets it up."""
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICLUSTER_")}
+    return env | {
+        "PICLUSTER_PROFILE": "local",
+        "PICLUSTER_HOME": str(home),
+        "PICLUSTER_INVENTORY": str(inventory),
+        "PICLUSTER_K3S_TOKEN": TOKEN,
+        "DAGSTER_HOME": str(dagster_home),
+    }
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} failed:\n{done.stderr[-3000:]}")
+    return elapsed
+
+
+def _commands_of_a_reapply(resources: dict) -> dict[str, list[str]]:
+    """Every command a no-op re-apply runs on each node, in order, recorded as the SSH layer
+    sends it (reads are not logged one by one, so the run's log does not list them)."""
+    import dagster as dg
+
+    from platform_assets.assets import PLATFORM_ASSETS, apply_run_config
+    from resources.ssh import NodeSessions, command_text
+
+    commands: dict[str, list[str]] = {}
+    run = NodeSessions.run
+
+    def recording(self, node_name, command, *, sudo=False, **kwargs):
+        commands.setdefault(node_name, []).append(command_text(command, sudo=sudo))
+        return run(self, node_name, command, sudo=sudo, **kwargs)
+
+    NodeSessions.run = recording
+    try:
+        result = dg.materialize(PLATFORM_ASSETS, resources=resources, run_config=apply_run_config())
+    finally:
+        NodeSessions.run = run
+    if not result.success:
+        raise RuntimeError("the re-apply that lists the commands failed")
+    return commands
+
+
+def _openssh_baseline(cluster, commands: dict[str, list[str]]) -> float:
+    """The same commands with plain OpenSSH: one `ssh` per node, all four at once, each command
+    run in turn in one remote shell (the token compare gets its token on stdin, as ours)."""
+    scripts = {}
+    for node, lines in commands.items():
+        script = []
+        for line in lines:
+            if "picluster-token-check" in line:
+                script.append(f"{line} >/dev/null 2>&1 <<'PICLUSTER_EOF'\n{TOKEN}\nPICLUSTER_EOF")
+            else:
+                script.append(f"{line} </dev/null >/dev/null 2>&1")
+        scripts[node] = "\n".join(script) + "\n"
+    address = {n.name: n.address for n in cluster.nodes}
+
+    def one(node: str) -> None:
+        argv = [
+            "ssh", "-q", "-i", str(cluster.private_key), "-p", str(cluster.port),
+            "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={cluster.known_hosts}", f"piadmin@{address[node]}", "sh -s",
+        ]  # fmt: skip
+        subprocess.run(argv, input=scripts[node], text=True, check=True, capture_output=True)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(scripts)) as pool:
+        list(pool.map(one, scripts))
+    return time.perf_counter() - started
 
 
 def _materialize(resources: dict, apply: bool) -> float:
@@ -64,7 +150,9 @@ def measure(samples: int = SAMPLES) -> dict[str, float]:
     from resources.kubernetes import KubernetesResource
     from tests.fake_pi.cluster import FakeCluster
 
-    out: dict[str, list[float]] = {k: [] for k in ("apply", "reapply", "one", "four", "serial")}
+    keys = ("cli", "openssh", "python", "load", "apply", "reapply", "one", "four", "serial")
+    out: dict[str, list[float]] = {k: [] for k in keys}
+    counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fake-cluster-") as tmp:
         cluster = FakeCluster(
             Path(tmp) / "cluster", port=None, reboot_delay_s=0.5, die_with_parent=True
@@ -79,6 +167,17 @@ def measure(samples: int = SAMPLES) -> dict[str, float]:
                 "kubernetes": KubernetesResource(kubeconfig_path=str(Path(tmp) / "kubeconfig")),
             }
             names = [n.name for n in inv.nodes]
+            # 1. The CLI, on nodes the in-process apply converged; then what its time is made of.
+            _materialize(resources, apply=True)
+            env = _cli_env(cluster.inventory_path, Path(tmp) / "home")
+            dg_cli = str(Path(sys.executable).parent / "dg")
+            commands = _commands_of_a_reapply(resources)
+            counts = {node: len(lines) for node, lines in commands.items()}
+            for _ in range(samples):  # alternated, so drift on the machine hits both alike
+                out["cli"].append(_timed([dg_cli, "launch", "--job", "apply_cluster"], env))
+                out["openssh"].append(_openssh_baseline(cluster, commands))
+                out["python"].append(_timed([sys.executable, "-c", "pass"], env))
+                out["load"].append(_timed([sys.executable, "-c", "import definitions"], env))
             for i in range(samples):
                 if i:  # every first apply starts from freshly imaged nodes
                     for name in names:
@@ -93,7 +192,9 @@ def measure(samples: int = SAMPLES) -> dict[str, float]:
                 out["serial"].append(_node_prep(cluster.inventory_path, names, 1))
         finally:
             cluster.down()
-    return {k: statistics.median(v) for k, v in out.items()}
+    medians = {k: statistics.median(v) for k, v in out.items()}
+    medians["commands"] = sum(counts.values()) / max(len(counts), 1)
+    return medians
 
 
 def main() -> None:
@@ -101,9 +202,37 @@ def main() -> None:
     r = {k: f"{v:.2f} s" for k, v in m.items()}
     reapply_ratio = m["reapply"] / m["apply"]
     four_ratio, serial_ratio = m["four"] / m["one"], m["serial"] / m["one"]
+    base = m["openssh"]
+    run_only = m["cli"] - m["load"]
+    cli_ratio = m["cli"] / base
+    parts = "\n".join(
+        f"| {what} | {seconds:.2f} s | {seconds / base:.2f} |"
+        for what, seconds in (
+            ("a bare `python -c pass`", m["python"]),
+            ("loading the code location (`python -c 'import definitions'`)", m["load"]),
+            ("the rest: the CLI, the run on a SQLite instance, its events, the steps", run_only),
+            ("the same re-apply in-process (`dg.materialize`)", m["reapply"]),
+        )
+    )
     body = f"""
 Four FAKE Raspberry Pis (tests/fake_pi: real OpenSSH servers on 127.0.0.11-14, stand-in
 commands) on this one machine; median of {SAMPLES} samples each.
+
+**No-op re-apply through the CLI** (`dg launch --job apply_cluster`, the local profile with the
+fake cluster's inventory, on nodes already converged), against plain OpenSSH reading the same
+facts: one `ssh` per node, the four in parallel, each running in one remote shell the
+{m["commands"]:.0f} commands per node (on average) that the re-apply itself sent:
+
+| what | median | ratio to OpenSSH |
+| --- | ---: | ---: |
+| plain OpenSSH, the same commands (baseline) | {base:.2f} s | 1.00 |
+| `dg launch --job apply_cluster`, nothing to change | {m["cli"]:.2f} s | **{cli_ratio:.2f}** |
+
+Where the CLI's time goes (each measured on its own, same run):
+
+| part | median | ratio to OpenSSH |
+| --- | ---: | ---: |
+{parts}
 
 **No-op re-apply** (the whole bring-up job: preflight, node prep, reboot, K3s server and agents,
 kubeconfig, through `dg.materialize` with `apply: true`):

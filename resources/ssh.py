@@ -421,8 +421,12 @@ class NodeSessions:
         timeout_s: float | None = None,
         check: bool = True,
         stdin: bytes | None = None,
+        quiet: bool = False,
     ) -> CommandResult:
         """Runs one command on one node and returns what it did.
+
+        `quiet`: neither the command line nor its output goes to the log (reads whose output
+        the caller reports itself; each log line is an event the run stores).
 
         Raises `CommandFailed` for a non-zero exit when `check`, `SudoRequiresPassword` when
         `sudo -n` is refused (whatever `check` says), `CommandTimedOut` after `timeout_s`
@@ -433,12 +437,13 @@ class NodeSessions:
         shown = self.redact(text)
         timeout = self._resource.command_timeout_s if timeout_s is None else timeout_s
         client = self._client(node_name)
-        if self.log is not None:
-            self.log.info(f"[{node_name}] $ {shown}")
+        log = None if quiet else self.log
+        if log is not None:
+            log.info(f"[{node_name}] $ {shown}")
         from paramiko import SSHException
 
         try:
-            exit_code, out, err = self._exec(client, node_name, text, timeout, stdin)
+            exit_code, out, err = self._exec(client, node_name, text, timeout, stdin, log)
         except CommandTimedOut as exc:
             raise CommandTimedOut(
                 node_name, f"`{shown}` did not finish within {timeout:g}s"
@@ -471,6 +476,7 @@ class NodeSessions:
         text: str,
         timeout: float,
         stdin: bytes | None,
+        log: Any,
     ) -> tuple[int, str, str]:
         import paramiko
 
@@ -483,8 +489,8 @@ class NodeSessions:
             raise OSError(str(exc)) from None
         out_chunks: list[bytes] = []
         err_chunks: list[bytes] = []
-        out_log = _LineLog(self.log, f"[{node}] ", self.redact, logging.INFO)
-        err_log = _LineLog(self.log, f"[{node}] stderr: ", self.redact, logging.INFO)
+        out_log = _LineLog(log, f"[{node}] ", self.redact, logging.INFO)
+        err_log = _LineLog(log, f"[{node}] stderr: ", self.redact, logging.INFO)
         deadline = time.monotonic() + timeout
         try:
             channel.exec_command(text)

@@ -109,7 +109,8 @@ def parse_result(fact: Fact, exit_code: int, stdout: str) -> Any:
 
 def read_facts(sessions: Any, node: str, facts: tuple[Fact, ...]) -> NodeFacts:
     """Runs each fact's command on `node` through `sessions` (an SSH `NodeSessions` or a recorded
-    fake with the same `run`) and parses the output. Connection errors propagate."""
+    fake with the same `run`) and parses the output, logging one line for the node rather than
+    every command and its output. Connection errors propagate."""
     out = NodeFacts(node)
     for fact in facts:
         result = sessions.run(
@@ -119,11 +120,21 @@ def read_facts(sessions: Any, node: str, facts: tuple[Fact, ...]) -> NodeFacts:
             check=False,
             stdin=fact.stdin,
             timeout_s=fact.timeout_s,
+            # Every log line is an event the run stores: a read's output is in the plan, so
+            # only a line per node says what was read.
+            quiet=True,
         )
         out.values[fact.name] = parse_result(fact, result.exit_code, result.stdout)
         if result.exit_code != 0:
             tail = (result.stderr or "").strip().splitlines()[-1:] or [""]
             out.notes[fact.name] = f"exit {result.exit_code}: {tail[0][:200]}"
+    log = getattr(sessions, "log", None)
+    if log is not None and facts:
+        failed = [f"{name} ({note})" for name, note in out.notes.items()]
+        log.info(
+            f"[{node}] read {len(facts)} facts: {', '.join(f.name for f in facts)}"
+            + (f"; not readable: {', '.join(failed)}" if failed else "")
+        )
     return out
 
 

@@ -103,7 +103,7 @@ def reboot_and_wait(
     """Reboots one node and waits until it answers with a new boot id and the memory cgroup."""
 
     def boot_id() -> str | None:
-        result = sessions.run(name, list(BOOT_ID.argv), check=False)
+        result = sessions.run(name, list(BOOT_ID.argv), check=False, quiet=True)
         return result.stdout.strip() or None
 
     old = boot_id()

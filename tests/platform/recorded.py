@@ -47,7 +47,19 @@ class RecordedSessions:
     def __exit__(self, *exc):
         return None
 
-    def run(self, node_name, command, *, sudo=False, timeout_s=None, check=True, stdin=None):
+    log = None
+
+    def run(
+        self,
+        node_name,
+        command,
+        *,
+        sudo=False,
+        timeout_s=None,
+        check=True,
+        stdin=None,
+        quiet=False,
+    ):
         text = command_text(command, sudo=sudo)
         if node_name in self.unreachable:
             raise NodeUnreachable(node_name, "cannot connect (recorded as down)")

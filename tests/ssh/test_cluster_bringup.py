@@ -162,6 +162,9 @@ def test_plan_then_apply_on_four_nodes_then_a_second_apply_changes_nothing(
     logged = run_log_text(instance, applied)
     assert "[pi-server] $ sudo -n -- install -D -m 0600" in logged
     assert TOKEN not in logged
+    # Reads are logged as one line per node and step, not command by command and line by line
+    # (each log line is an event the run stores: the CLI apply spent most of its time there).
+    assert "[pi-agent-1] read " in logged and "[pi-agent-1] Raspberry Pi 5" not in logged
     for node in NODES:
         assert all(TOKEN not in " ".join(argv) for argv in cluster.commands(node))
 

@@ -345,3 +345,12 @@ def test_one_connection_per_host_for_every_step_of_a_run(fake_cluster):
     assert len(seen) == 2 and seen[0] == seen[1]  # same client port: one TCP connection
     with pytest.raises(NodeError, match="SSH sessions are closed"):
         kept[0].run("pi-agent-3", ["true"])  # closed with the run
+
+
+def test_a_quiet_command_logs_nothing_and_still_returns_its_output(ssh_resource, ssh_targets):
+    log = RecordingLog()
+    with ssh_resource.open(ssh_targets, log=log) as sessions:
+        result = sessions.run("pi-server", ["sh", "-c", "echo out; echo err >&2"], quiet=True)
+        sessions.run("pi-server", ["echo", "loud"])
+    assert (result.stdout, result.stderr) == ("out\n", "err\n")
+    assert log.lines == ["[pi-server] $ echo loud", "[pi-server] loud"]
