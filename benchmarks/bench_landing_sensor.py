@@ -291,10 +291,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-sensor-") as tmp:
         workdir = Path(tmp)
         (workdir / "logs").mkdir()
-        if OBJECTS:
-            lines += [*seaweedfs_rows(workdir), ""]
-        if FOLDER_OBJECTS:
-            lines += [*folder_rows(workdir), ""]
+        # Each store's figures are printed as soon as they exist: the folder run is long.
+        for size, rows in ((OBJECTS, seaweedfs_rows), (FOLDER_OBJECTS, folder_rows)):
+            if size:
+                part = rows(workdir)
+                print("\n".join(part), flush=True)
+                lines += [*part, ""]
     lines.append(
         f"Whole benchmark (uploads included): {time.perf_counter() - started:.0f} s. A quiet "
         "tick lists from the hour before its cursor's hour, so its cost follows the number of "
