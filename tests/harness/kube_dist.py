@@ -15,8 +15,8 @@ download serves both). KWOK and K3s's helm-controller have ordinary go.mod files
 
 The cache is `${PICLUSTER_CACHE:-~/.cache/piclusterops}/kube-<k8s>/bin`. A marker written after
 every binary built and answered its version query says the directory is usable. The Go build and
-module caches (about 8 GB) live in a scratch folder removed after a successful build unless
-PICLUSTER_KEEP_GO_CACHE=1; the binaries (about 550 MB) are what is kept.
+module caches (about 6-8 GB) live in a scratch folder removed after a successful build unless
+PICLUSTER_KEEP_GO_CACHE=1; the binaries (about 450 MB) are what is kept.
 """
 
 import contextlib
