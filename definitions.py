@@ -9,16 +9,20 @@ import dagster as dg
 
 import data_assets
 import platform_assets
+import platform_assets.releases
 import sensors
 from resources.settings import load_settings
 
 
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
-    return dg.Definitions.merge(
-        platform_assets.build_defs(settings),
-        data_assets.build_defs(settings),
-        sensors.build_defs(settings),
+    return platform_assets.releases.with_lineage(
+        dg.Definitions.merge(
+            platform_assets.build_defs(settings),
+            platform_assets.releases.build_defs(settings),
+            data_assets.build_defs(settings),
+            sensors.build_defs(settings),
+        )
     )
 
 

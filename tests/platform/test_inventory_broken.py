@@ -344,7 +344,7 @@ FILES = [
     (
         "two documents",
         EXAMPLE_TEXT.encode() + b"---\nx: 1\n",
-        "line 70, column 1",
+        f"line {EXAMPLE_TEXT.count(chr(10)) + 1}, column 1",
         "a single document",
     ),
     (
