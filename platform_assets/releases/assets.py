@@ -225,7 +225,9 @@ def build_release_assets(inv: Inventory) -> dg.AssetsDefinition:
             )
         selected = [r for r in built if dg.AssetKey(r.name) in context.selected_asset_keys]
         checks = {k.asset_key for k in context.selected_asset_check_keys}
-        offline = ""
+        offline = cluster.no_cluster(kubernetes)
+        if config.apply and offline:
+            raise dg.Failure(f"releases: cannot apply: {offline}")
         not_ready: list[str] = []
         for release in selected:
             manifests = helmcharts(release)
@@ -348,7 +350,7 @@ def earlier_spec(instance: dg.DagsterInstance, release: str, back: int) -> tuple
     return spec, record.run_id
 
 
-@dg.op
+@dg.op(out={})
 def rollback_release_op(
     context: dg.OpExecutionContext,
     config: RollbackConfig,

@@ -534,6 +534,13 @@ def object_store(inv: Inventory) -> Release:
         ),
         workloads=(
             Workload("StatefulSet", "seaweedfs", (SEAWEEDFS,), node_selector=OBJECT_STORE_NODE),
+            Workload(
+                "Job",
+                "seaweedfs-buckets",
+                (SEAWEEDFS_BUCKETS_JOB,),
+                node_selector=OBJECT_STORE_NODE,
+                api_version="batch/v1",
+            ),
         ),
         needs=("metallb",),
         secrets=(

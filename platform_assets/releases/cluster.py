@@ -5,8 +5,10 @@ Written against `KubernetesResource` (`get`, `list`, `apply`, `apply_diff`, `rol
 platform's field manager; Secrets only ever get `get` and `apply` (see `secrets`).
 """
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from platform_assets.releases import catalogue, readiness, secrets
 from platform_assets.releases.spec import (
@@ -19,6 +21,19 @@ from platform_assets.releases.spec import (
 
 APPS_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 LOG_LINES = 20
+
+
+def no_cluster(kube) -> str:
+    """Why there is no cluster to contact ("" when there is one): no kubeconfig yet, and not
+    running in a pod. Checked before any request, so a plan on a laptop contacts nothing."""
+    path = getattr(kube, "kubeconfig_path", "")
+    if path:
+        if Path(path).expanduser().is_file():
+            return ""
+        return f"no kubeconfig at {path} (apply k3s_server and the kubeconfig asset first)"
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return ""
+    return "no kubeconfig configured and not running in a pod"
 
 
 @dataclass(frozen=True)
@@ -160,6 +175,9 @@ def facts(kube, release: Release):
             workloads.append(
                 readiness.WorkloadFacts(w.kind, w.name, True, status.ready, status.reason)
             )
+        elif w.kind == "Job":
+            ready, reason = readiness.job_state(live)
+            workloads.append(readiness.WorkloadFacts(w.kind, w.name, True, ready, reason))
         else:
             ready, reason = readiness.cnpg_cluster_state(live)
             workloads.append(readiness.WorkloadFacts(w.kind, w.name, True, ready, reason))

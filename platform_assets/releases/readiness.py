@@ -128,3 +128,12 @@ def cnpg_cluster_state(cluster: dict) -> tuple[bool, str]:
     have = int(status.get("readyInstances") or 0)
     phase = status.get("phase", "no phase yet")
     return have >= want, f"{have}/{want} instances ready ({phase})"
+
+
+def job_state(job: dict) -> tuple[bool, str]:
+    """A Job a release runs (e.g. a bucket hook) is ready once it completed."""
+    if condition(job, "Complete"):
+        return True, "completed"
+    if condition(job, "Failed"):
+        return False, "failed"
+    return False, "still running"
