@@ -8,9 +8,8 @@ prove nothing was contacted.
 """
 
 import difflib
-from dataclasses import dataclass
-
 import uuid
+from dataclasses import dataclass
 
 import yaml
 

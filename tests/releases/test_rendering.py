@@ -146,8 +146,7 @@ def _containers(obj):
     """Every container-like dict with a name and an image, anywhere in a manifest."""
     if isinstance(obj, dict):
         for key in ("containers", "initContainers"):
-            for c in obj.get(key) or []:
-                yield c
+            yield from obj.get(key) or []
         for value in obj.values():
             yield from _containers(value)
     elif isinstance(obj, list):
