@@ -24,6 +24,7 @@ RESOURCE_RELEASES = {
 def build_defs(settings: Settings) -> dg.Definitions:
     from platform_assets.inventory import load_inventory
     from platform_assets.releases.assets import (
+        apply_releases,
         build_release_assets,
         capacity_plan,
         node_specs,
@@ -33,7 +34,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     inv = load_inventory(settings.inventory_path)
     return dg.Definitions(
         assets=[capacity_plan, build_release_assets(inv), *node_specs(inv)],
-        jobs=[rollback_release],
+        jobs=[apply_releases, rollback_release],
     )
 
 

@@ -208,6 +208,9 @@ def build_release_assets(inv: Inventory) -> dg.AssetsDefinition:
             for spec in specs
         ],
         can_subset=True,
+        # Two runs applying releases at once would race on the same HelmCharts: the instance's
+        # concurrency config should give this pool a limit of 1 (DESIGN: one owner at a time).
+        pool="releases",
     )
     def releases(
         context: dg.AssetExecutionContext,
@@ -309,6 +312,17 @@ def _apply(context, kube, release: Release, manifests: list[dict], config: Relea
             **_spec_metadata(release, manifests),
         },
     )
+
+
+apply_releases = dg.define_asset_job(
+    "apply_releases",
+    selection=dg.AssetSelection.groups(GROUP),
+    config={"ops": {"releases": {"config": {"apply": True}}}},
+    description="Applies the releases (capacity plan first). Materializing them without this "
+    "job only plans.",
+    # An apply waits on the cluster; re-running it automatically would only wait again.
+    tags={"dagster/max_retries": "0"},
+)
 
 
 # --- rollback ----------------------------------------------------------------------------------
