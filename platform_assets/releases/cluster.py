@@ -84,7 +84,7 @@ def _job(kube, chart: str) -> dict | None:
 
 def _job_identity(job: dict | None) -> tuple[str, str]:
     meta = (job or {}).get("metadata") or {}
-    return meta.get("uid", ""), (meta.get("annotations") or {}).get(readiness.CONFIG_HASH, "")
+    return meta.get("uid", ""), readiness.job_config_hash(job)
 
 
 def apply(kube, release: Release, manifests: list[dict]) -> tuple[list[ChartPlan], list[str], dict]:

@@ -3,8 +3,9 @@
 The helm-controller has no `--wait`: it runs a Job that runs helm, and that is all it reports.
 So, per HelmChart: no `Failed` condition, its Job complete, and the newest Helm release record
 (Secret type helm.sh/release.v1, labels owner=helm,name=<chart>) `deployed` with the
-controller's `helmcharts.helm.cattle.io/configHash` label equal to the Job's (the controller's own
-"this spec is what is installed" test). Then each workload the release declares must be ready.
+controller's `helmcharts.helm.cattle.io/configHash` label equal to the hash on the Job's pod
+template (the controller's own "this spec is what is installed" test, helm-controller v0.17.7
+pkg/controllers/chart/chart.go). Then each workload the release declares must be ready.
 """
 
 from dataclasses import dataclass
@@ -41,6 +42,14 @@ class Verdict:
 def job_name(chart: str, helmchart: dict | None) -> str:
     status = (helmchart or {}).get("status") or {}
     return status.get("jobName") or f"helm-install-{chart}"
+
+
+def job_config_hash(job: dict | None) -> str:
+    """The hash the controller put on the Job's pod template (`SHA256=<hex>`), in the form it
+    labels the Helm release with: the hex alone, at most 63 characters (a label's limit)."""
+    template = (((job or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
+    value = (template.get("annotations") or {}).get(CONFIG_HASH, "")
+    return value.partition("=")[2][:63]
 
 
 def condition(obj: dict | None, kind: str) -> dict | None:
@@ -85,7 +94,7 @@ def chart_state(f: ChartFacts) -> tuple[bool, str]:
     status = labels.get("status", "?")
     if status != "deployed":
         return False, f"Helm release {f.chart} v{version} is {status} (job {job})"
-    want = ((f.job.get("metadata") or {}).get("annotations") or {}).get(CONFIG_HASH, "")[:63]
+    want = job_config_hash(f.job)
     have = labels.get(CONFIG_HASH, "")
     if not want or have != want:
         return False, (

@@ -4,7 +4,7 @@ import pytest
 
 from platform_assets.releases.readiness import ChartFacts, WorkloadFacts, chart_state, verdict
 
-HASH = "SHA256=" + "a" * 70
+HEX = "A" * 70  # the controller hashes with sha256 and prints upper-case hex
 
 
 def helmchart(*conditions, job="helm-install-trino"):
@@ -19,18 +19,22 @@ def helmchart(*conditions, job="helm-install-trino"):
     }
 
 
-def job(condition="Complete", config_hash=HASH):
+def job(condition="Complete", config_hash="SHA256=" + HEX):
     conditions = [{"type": condition, "status": "True"}] if condition else []
     return {
         "metadata": {
             "name": "helm-install-trino",
-            "annotations": {"helmcharts.helm.cattle.io/configHash": config_hash},
+        },
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {"helmcharts.helm.cattle.io/configHash": config_hash}}
+            },
         },
         "status": {"conditions": conditions},
     }
 
 
-def record(version, status="deployed", config_hash=HASH[:63]):
+def record(version, status="deployed", config_hash=HEX[:63]):
     labels = {"owner": "helm", "name": "trino", "version": str(version), "status": status}
     if config_hash:
         labels["helmcharts.helm.cattle.io/configHash"] = config_hash
@@ -88,7 +92,7 @@ CASES = [
         (record(2, config_hash="SHA256=old"),),
         False,
         "Helm release trino v2 was installed from other values (configHash SHA256=old, job "
-        f"helm-install-trino has {HASH[:63]}): the applied spec is not live yet",
+        f"helm-install-trino has {HEX[:63]}): the applied spec is not live yet",
     ),
 ]
 
