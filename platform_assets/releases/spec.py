@@ -111,6 +111,10 @@ class Chart:
     # controller's default `reinstall` would delete a database or every CR of a CRD).
     owns_data: bool = False
     timeout: str = "10m"
+    # The controller's default is 1000 retries: a broken chart would look "still running" for
+    # days. Six retries with the Job's doubling back-off is about ten minutes (room for a chart
+    # whose CRDs another chart of the release is still installing).
+    back_off_limit: int = 6
 
     @property
     def own(self) -> bool:
@@ -215,6 +219,7 @@ def helmchart(release: Release, chart: Chart) -> dict:
         "createNamespace": True,
         "failurePolicy": "abort" if chart.owns_data else "reinstall",
         "timeout": chart.timeout,
+        "backOffLimit": chart.back_off_limit,
     }
     if chart.own:
         spec["chartContent"] = chart_content(chart)
