@@ -18,6 +18,7 @@ from platform_assets.releases.spec import (
     Release,
     to_yaml,
 )
+from resources.kubernetes import ApiRefused
 
 APPS_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 LOG_LINES = 20
@@ -120,6 +121,11 @@ def wait_settled(kube, release: Release, before: dict, timeout_s: float, poll_s:
         if pending:
             time.sleep(poll_s)
     still = [f"job of {c} not finished after {timeout_s:.0f}s" for c in pending]
+    if not still:
+        # Workloads come only from a deployed Helm release: waiting for them otherwise would
+        # only spend the whole timeout.
+        charts, _ = facts(kube, release, workloads=False)
+        still = [state for ok, state in map(readiness.chart_state, charts) if not ok]
     for w in release.workloads:
         left = deadline - time.monotonic()
         if left <= 0 or still:
@@ -152,7 +158,7 @@ def _job_log(kube, job: str) -> str:
         return f"(log not readable: {type(exc).__name__}: {exc})"
 
 
-def facts(kube, release: Release):
+def facts(kube, release: Release, workloads: bool = True):
     """Everything the release_ready verdict needs, read from the API."""
     charts = []
     for chart in release.charts:
@@ -162,23 +168,31 @@ def facts(kube, release: Release):
         f = readiness.ChartFacts(
             chart.name, hc, job, _release_records(kube, chart.name, release.namespace)
         )
-        if not readiness.chart_state(f)[0] and job is not None:
-            f = readiness.ChartFacts(f.chart, hc, job, f.releases, _job_log(kube, job_name))
+        if hc is not None and not readiness.chart_state(f)[0]:
+            log = _job_log(kube, job_name) if job else f"(no job {job_name} left to read)"
+            f = readiness.ChartFacts(f.chart, hc, job, f.releases, log)
         charts.append(f)
-    workloads = []
-    for w in release.workloads:
-        live = kube.get(w.api_version, w.kind, w.name, release.namespace)
+    states: list[readiness.WorkloadFacts] = []
+    for w in release.workloads if workloads else ():
+        try:
+            live = kube.get(w.api_version, w.kind, w.name, release.namespace)
+        except ApiRefused as exc:
+            if exc.status != 404:
+                raise
+            # The kind itself is not served: the operator owning its CRD is not installed.
+            states.append(readiness.WorkloadFacts(w.kind, w.name, False, False, str(exc)))
+            continue
         if live is None:
-            workloads.append(readiness.WorkloadFacts(w.kind, w.name, False, False, "missing"))
+            states.append(readiness.WorkloadFacts(w.kind, w.name, False, False, "missing"))
         elif w.kind in APPS_KINDS:
             status = kube.rollout_status(w.kind, w.name, release.namespace)
-            workloads.append(
+            states.append(
                 readiness.WorkloadFacts(w.kind, w.name, True, status.ready, status.reason)
             )
         elif w.kind == "Job":
             ready, reason = readiness.job_state(live)
-            workloads.append(readiness.WorkloadFacts(w.kind, w.name, True, ready, reason))
+            states.append(readiness.WorkloadFacts(w.kind, w.name, True, ready, reason))
         else:
             ready, reason = readiness.cnpg_cluster_state(live)
-            workloads.append(readiness.WorkloadFacts(w.kind, w.name, True, ready, reason))
-    return charts, workloads
+            states.append(readiness.WorkloadFacts(w.kind, w.name, True, ready, reason))
+    return charts, states

@@ -121,7 +121,8 @@ def verdict(release: str, charts: list[ChartFacts], workloads: list[WorkloadFact
     for w in workloads:
         if not w.exists:
             rows.append((f"{w.kind} {w.name}", "MISSING", "not created by the chart"))
-            failures.append(f"{release}: {w.kind} {w.name} does not exist")
+            why = "" if w.reason == "missing" else f" ({w.reason})"
+            failures.append(f"{release}: {w.kind} {w.name} does not exist{why}")
         elif not w.ready:
             rows.append((f"{w.kind} {w.name}", "NOT READY", w.reason))
             failures.append(f"{release}: {w.kind} {w.name} is not ready: {w.reason}")

@@ -110,7 +110,9 @@ class Chart:
     # Charts owning data or CRDs are left failed, never uninstalled and reinstalled (the
     # controller's default `reinstall` would delete a database or every CR of a CRD).
     owns_data: bool = False
-    timeout: str = "10m"
+    # Go's canonical form: the controller writes the field back as Go prints it ("10m" becomes
+    # "10m0s") and so becomes its owner; any other spelling would conflict with it on every apply.
+    timeout: str = "10m0s"
     # The controller's default is 1000 retries: a broken chart would look "still running" for
     # days. Six retries with the Job's doubling back-off is about ten minutes (room for a chart
     # whose CRDs another chart of the release is still installing).
@@ -220,6 +222,9 @@ def helmchart(release: Release, chart: Chart) -> dict:
         "failurePolicy": "abort" if chart.owns_data else "reinstall",
         "timeout": chart.timeout,
         "backOffLimit": chart.back_off_limit,
+        # The CRD defaults it and then refuses any change (immutable): say it, so what we send
+        # is what is stored.
+        "driver": "secret",
     }
     if chart.own:
         spec["chartContent"] = chart_content(chart)
