@@ -1,0 +1,917 @@
+"""The platform's releases: charts, pinned versions, images, Pi-sized resources and placement.
+
+Each release is declared once here, as a function of the inventory (only MetalLB's address pool
+comes from it; placement is by node labels the inventory gives its nodes). Where a chart or image
+version comes from, and what was confirmed about it, is in docs/releases.md.
+
+Placement (the inventory decides which node carries which label):
+
+| label | release | example node |
+| --- | --- | --- |
+| `picluster.io/postgres=true` | postgres | pi-agent-2 |
+| `picluster.io/object-store=true` | object_store | pi-agent-3 |
+| `picluster.io/metastore=true` | metastore | pi-agent-1 |
+| `picluster.io/trino=coordinator` / `worker` | trino | pi-agent-1 / pi-agent-2 |
+
+Releases with no label (MetalLB, cert-manager, the CloudNativePG operator) may run anywhere and
+are counted on every node by the capacity plan.
+"""
+
+import json
+
+from platform_assets.inventory import Inventory
+from platform_assets.releases.spec import (
+    Chart,
+    Container,
+    GeneratedSecret,
+    Image,
+    PlannedRelease,
+    Release,
+    Workload,
+)
+
+POSTGRES_NODE = {"picluster.io/postgres": "true"}
+OBJECT_STORE_NODE = {"picluster.io/object-store": "true"}
+METASTORE_NODE = {"picluster.io/metastore": "true"}
+TRINO_COORDINATOR_NODE = {"picluster.io/trino": "coordinator"}
+TRINO_WORKER_NODE = {"picluster.io/trino": "worker"}
+DAGSTER_NODE = {"picluster.io/dagster": "true"}
+CONTROL_NODE = {"picluster.io/zone": "control"}
+
+# K3s's bundled local-path provisioner: volumes on the node's own disk (the pods are pinned to a
+# node anyway, so nothing is lost by not having networked storage).
+STORAGE_CLASS = "local-path"
+
+METALLB = "0.15.3"
+METALLB_IMAGE_TAG = "v0.15.3"
+CERT_MANAGER = "v1.21.1"
+CNPG_CHART = "0.29.0"
+CNPG_OPERATOR = "1.30.0"
+POSTGRES_IMAGE = Image("ghcr.io/cloudnative-pg/postgresql", "17.6")
+SEAWEEDFS_IMAGE = Image("chrislusf/seaweedfs", "4.48")  # the version the tests run
+HIVE_IMAGE = Image("apache/hive", "4.0.0")
+BUSYBOX_IMAGE = Image("busybox", "1.37.0")
+TRINO_CHART = "1.42.2"
+TRINO_IMAGE = Image("trinodb/trino", "476")  # the version the tests run (DESIGN.md)
+
+# The metastore's PostgreSQL JDBC driver is not in the Hive image: the init container fetches it
+# from Maven Central and refuses it unless the checksum matches (sha256 of the file Maven
+# Central serves, taken with `mvn dependency:get` for org.postgresql:postgresql:42.7.8).
+PG_JDBC_URL = (
+    "https://repo1.maven.org/maven2/org/postgresql/postgresql/42.7.8/postgresql-42.7.8.jar"
+)
+PG_JDBC_SHA256 = "2a32a9dcbc42d67a50ad3a0de5efd102c8d2be46720045f2cbd6689f160ab7c7"
+
+BUCKETS = ("landing", "warehouse", "quarantine", "backups")
+# Who gets which S3 access (SeaweedFS identities; actions scoped to buckets): each purpose has
+# its own key pair, so a leaked device key can only write uploads.
+S3_PURPOSES = {
+    "ingest": ("Write:landing", "List:landing"),
+    "curation": (
+        "Read:landing",
+        "List:landing",
+        "Read:warehouse",
+        "Write:warehouse",
+        "List:warehouse",
+        "Read:quarantine",
+        "Write:quarantine",
+        "List:quarantine",
+    ),
+    "query": ("Read:warehouse", "Write:warehouse", "List:warehouse"),
+    "backups": ("Read:backups", "Write:backups", "List:backups"),
+}
+S3_PORT = 8333
+S3_ENDPOINT = f"http://seaweedfs.storage.svc:{S3_PORT}"
+METASTORE_URI = "thrift://metastore.query.svc:9083"
+PG_SERVICE = "pg-main-rw.databases.svc"
+
+
+def _c(name, image, request, limit, cpu_request="50m", cpu_limit="500m") -> Container:
+    return Container(name, image, request, limit, cpu_request, cpu_limit)
+
+
+def _image_values(image: Image) -> dict:
+    return {"repository": image.repository, "tag": image.tag}
+
+
+# --- metallb -----------------------------------------------------------------------------------
+
+METALLB_CONTROLLER = _c(
+    "controller", Image("quay.io/metallb/controller", METALLB_IMAGE_TAG), 96, 192, "25m", "200m"
+)
+METALLB_SPEAKER = _c(
+    "speaker", Image("quay.io/metallb/speaker", METALLB_IMAGE_TAG), 96, 192, "25m", "200m"
+)
+
+
+def metallb(inv: Inventory) -> Release:
+    pool = inv.network.metallb_pool
+    pool_manifests = (
+        {
+            "apiVersion": "metallb.io/v1beta1",
+            "kind": "IPAddressPool",
+            "metadata": {"name": "lan", "namespace": "metallb-system"},
+            "spec": {"addresses": [f"{pool.start}-{pool.end}"]},
+        },
+        {
+            "apiVersion": "metallb.io/v1beta1",
+            "kind": "L2Advertisement",
+            "metadata": {"name": "lan", "namespace": "metallb-system"},
+            "spec": {"ipAddressPools": ["lan"]},
+        },
+    )
+    return Release(
+        name="metallb",
+        namespace="metallb-system",
+        description="LoadBalancer addresses on the LAN: MetalLB in L2 mode with the inventory's "
+        f"pool {pool.start}-{pool.end} (K3s's ServiceLB is disabled).",
+        charts=(
+            Chart(
+                name="metallb",
+                repo="https://metallb.github.io/metallb",
+                chart="metallb",
+                version=METALLB,
+                owns_data=True,  # its CRDs: a reinstall would delete every pool
+                values={
+                    "crds": {"enabled": True},
+                    "controller": {
+                        "image": _image_values(METALLB_CONTROLLER.image),
+                        "resources": METALLB_CONTROLLER.resources(),
+                    },
+                    "speaker": {
+                        "image": _image_values(METALLB_SPEAKER.image),
+                        "resources": METALLB_SPEAKER.resources(),
+                        # L2 only: no BGP router on a home LAN, and FRR would add a container.
+                        "frr": {"enabled": False},
+                    },
+                },
+            ),
+            Chart(name="metallb-pool", manifests=pool_manifests),
+        ),
+        workloads=(
+            Workload("Deployment", "metallb-controller", (METALLB_CONTROLLER,)),
+            Workload("DaemonSet", "metallb-speaker", (METALLB_SPEAKER,)),
+        ),
+    )
+
+
+# --- cert-manager ------------------------------------------------------------------------------
+
+CM_CONTROLLER = _c(
+    "cert-manager-controller",
+    Image("quay.io/jetstack/cert-manager-controller", CERT_MANAGER),
+    64,
+    192,
+    "20m",
+    "200m",
+)
+CM_WEBHOOK = _c(
+    "cert-manager-webhook",
+    Image("quay.io/jetstack/cert-manager-webhook", CERT_MANAGER),
+    32,
+    96,
+    "10m",
+    "100m",
+)
+# cainjector holds every CRD and webhook configuration in its cache (observed at ~160 Mi).
+CM_CAINJECTOR = _c(
+    "cert-manager-cainjector",
+    Image("quay.io/jetstack/cert-manager-cainjector", CERT_MANAGER),
+    96,
+    256,
+    "10m",
+    "100m",
+)
+
+
+def cert_manager(inv: Inventory) -> Release:
+    ca = (
+        {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "ClusterIssuer",
+            "metadata": {"name": "selfsigned"},
+            "spec": {"selfSigned": {}},
+        },
+        {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            # A ClusterIssuer reads its CA from cert-manager's own namespace.
+            "metadata": {"name": "lan-root-ca", "namespace": "cert-manager"},
+            "spec": {
+                "isCA": True,
+                "commonName": "PiClusterOps LAN CA",
+                "secretName": "lan-root-ca",
+                "duration": "87600h",
+                "privateKey": {"algorithm": "ECDSA", "size": 256},
+                "issuerRef": {
+                    "name": "selfsigned",
+                    "kind": "ClusterIssuer",
+                    "group": "cert-manager.io",
+                },
+            },
+        },
+        {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "ClusterIssuer",
+            "metadata": {"name": "lan-ca"},
+            "spec": {"ca": {"secretName": "lan-root-ca"}},
+        },
+    )
+    return Release(
+        name="cert_manager",
+        namespace="cert-manager",
+        description="A LAN certificate authority: cert-manager, a self-signed root and the "
+        "`lan-ca` ClusterIssuer every internal TLS certificate comes from.",
+        charts=(
+            Chart(
+                name="cert-manager",
+                repo="https://charts.jetstack.io",
+                chart="cert-manager",
+                version=CERT_MANAGER,
+                owns_data=True,  # CRDs, and with them every Certificate
+                values={
+                    "crds": {"enabled": True, "keep": True},
+                    "image": _image_values(CM_CONTROLLER.image),
+                    "resources": CM_CONTROLLER.resources(),
+                    "webhook": {
+                        "image": _image_values(CM_WEBHOOK.image),
+                        "resources": CM_WEBHOOK.resources(),
+                    },
+                    "cainjector": {
+                        "image": _image_values(CM_CAINJECTOR.image),
+                        "resources": CM_CAINJECTOR.resources(),
+                    },
+                    # A post-install Job that only waits for the webhook: release_ready checks
+                    # the webhook's rollout itself, and the Job would be a container without
+                    # the resources set here.
+                    "startupapicheck": {"enabled": False},
+                },
+            ),
+            # The root CA's key lives in the Secret this chart's Certificate creates.
+            Chart(name="lan-ca", manifests=ca, owns_data=True),
+        ),
+        workloads=(
+            Workload("Deployment", "cert-manager", (CM_CONTROLLER,)),
+            Workload("Deployment", "cert-manager-webhook", (CM_WEBHOOK,)),
+            Workload("Deployment", "cert-manager-cainjector", (CM_CAINJECTOR,)),
+        ),
+    )
+
+
+# --- CloudNativePG -----------------------------------------------------------------------------
+
+CNPG_MANAGER = _c(
+    "manager",
+    Image("ghcr.io/cloudnative-pg/cloudnative-pg", CNPG_OPERATOR),
+    128,
+    256,
+    "50m",
+    "500m",
+)
+
+
+def postgres_operator(inv: Inventory) -> Release:
+    return Release(
+        name="postgres_operator",
+        namespace="cnpg-system",
+        description="The CloudNativePG operator: runs the PostgreSQL clusters of `postgres`.",
+        charts=(
+            Chart(
+                name="cloudnative-pg",
+                repo="https://cloudnative-pg.github.io/charts",
+                chart="cloudnative-pg",
+                version=CNPG_CHART,
+                owns_data=True,  # its CRDs: a reinstall would delete every Cluster
+                values={
+                    "crds": {"create": True},
+                    "image": _image_values(CNPG_MANAGER.image),
+                    "resources": CNPG_MANAGER.resources(),
+                },
+            ),
+        ),
+        workloads=(Workload("Deployment", "cloudnative-pg", (CNPG_MANAGER,)),),
+    )
+
+
+POSTGRES = _c("postgres", POSTGRES_IMAGE, 768, 1024, "250m", "2")
+# Databases: (role = database name, Secret with its password). The ledger keeps the names
+# the cluster profile's defaults use (PICLUSTER_PG_DATABASE/USER = piclusterops).
+PG_DATABASES = (
+    ("piclusterops", "pg-ledger"),
+    ("metastore", "pg-metastore"),
+    ("dagster", "pg-dagster"),
+)
+
+
+def postgres(inv: Inventory) -> Release:
+    owner, owner_secret = PG_DATABASES[0]
+    cluster = {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": {"name": "pg-main", "namespace": "databases"},
+        "spec": {
+            "instances": 1,
+            "imageName": POSTGRES_IMAGE.ref,
+            # One instance: the operator's PDB (minAvailable 1) would block every node drain.
+            "enablePDB": False,
+            "storage": {"size": "10Gi", "storageClass": STORAGE_CLASS},
+            "resources": POSTGRES.resources(),
+            "affinity": {"nodeSelector": dict(POSTGRES_NODE)},
+            "postgresql": {
+                "parameters": {
+                    "shared_buffers": "192MB",
+                    "effective_cache_size": "512MB",
+                    "max_connections": "60",
+                    "work_mem": "4MB",
+                }
+            },
+            "bootstrap": {
+                "initdb": {"database": owner, "owner": owner, "secret": {"name": owner_secret}}
+            },
+            "managed": {
+                "roles": [
+                    {
+                        "name": role,
+                        "ensure": "present",
+                        "login": True,
+                        "passwordSecret": {"name": secret},
+                    }
+                    for role, secret in PG_DATABASES[1:]
+                ]
+            },
+        },
+    }
+    databases = tuple(
+        {
+            "apiVersion": "postgresql.cnpg.io/v1",
+            "kind": "Database",
+            "metadata": {"name": role, "namespace": "databases"},
+            "spec": {"name": role, "owner": role, "cluster": {"name": "pg-main"}},
+        }
+        for role, _ in PG_DATABASES[1:]
+    )
+    return Release(
+        name="postgres",
+        namespace="databases",
+        description="PostgreSQL (CloudNativePG `pg-main`, one instance, PDB off so drains "
+        "work): databases for the ingestion ledger, the metastore and Dagster.",
+        charts=(Chart(name="postgres", manifests=(cluster, *databases), owns_data=True),),
+        workloads=(
+            Workload(
+                "Cluster",
+                "pg-main",
+                (POSTGRES,),
+                node_selector=POSTGRES_NODE,
+                api_version="postgresql.cnpg.io/v1",
+            ),
+        ),
+        needs=("postgres_operator",),
+        secrets=tuple(
+            GeneratedSecret(
+                name=secret,
+                namespace="databases",
+                keys=("username", "password"),
+                type="kubernetes.io/basic-auth",
+                username=role,
+                copies=("query",) if role == "metastore" else (),
+            )
+            for role, secret in PG_DATABASES
+        ),
+    )
+
+
+# --- object store (SeaweedFS) ------------------------------------------------------------------
+
+SEAWEEDFS = _c("seaweedfs", SEAWEEDFS_IMAGE, 512, 1536, "100m", "2")
+SEAWEEDFS_BUCKETS_JOB = _c("create-buckets", SEAWEEDFS_IMAGE, 32, 128, "10m", "200m")
+
+
+def _weed_server_args() -> list[str]:
+    # One process (master, volume, filer, S3): the smallest SeaweedFS that serves S3, the same
+    # binary and version the tests run. Flags checked against `weed server -h` of 4.48.
+    return [
+        "server",
+        "-dir=/data",
+        "-ip.bind=0.0.0.0",
+        "-master.volumeSizeLimitMB=1024",  # a bucket is a collection of ~7 volumes
+        "-volume.max=0",
+        "-filer",
+        # Every chunk encrypted with its own key, kept in the filer's metadata (at rest on disk).
+        "-filer.encryptVolumeData",
+        "-s3",
+        f"-s3.port={S3_PORT}",
+        "-s3.config=/etc/seaweedfs/s3.json",
+    ]
+
+
+def object_store(inv: Inventory) -> Release:
+    labels = {"app.kubernetes.io/name": "seaweedfs"}
+    statefulset = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "seaweedfs", "namespace": "storage", "labels": labels},
+        "spec": {
+            "serviceName": "seaweedfs-peers",
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": dict(OBJECT_STORE_NODE),
+                    "containers": [
+                        {
+                            "name": SEAWEEDFS.name,
+                            "image": SEAWEEDFS.image.ref,
+                            "args": _weed_server_args(),
+                            "ports": [
+                                {"name": "s3", "containerPort": S3_PORT},
+                                {"name": "master", "containerPort": 9333},
+                                {"name": "master-grpc", "containerPort": 19333},
+                                {"name": "filer", "containerPort": 8888},
+                                {"name": "filer-grpc", "containerPort": 18888},
+                            ],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/cluster/status", "port": 9333},
+                                "periodSeconds": 10,
+                            },
+                            "resources": SEAWEEDFS.resources(),
+                            "volumeMounts": [
+                                {"name": "data", "mountPath": "/data"},
+                                {"name": "s3-config", "mountPath": "/etc/seaweedfs"},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {
+                            "name": "s3-config",
+                            "secret": {
+                                "secretName": "seaweedfs-s3-config",
+                                "items": [{"key": "s3.json", "path": "s3.json"}],
+                            },
+                        }
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "storageClassName": STORAGE_CLASS,
+                        "resources": {"requests": {"storage": "200Gi"}},
+                    },
+                }
+            ],
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "seaweedfs", "namespace": "storage", "labels": labels},
+        "spec": {
+            # On the LAN (a MetalLB address) so the sensors upload and a laptop runs Dagster.
+            "type": "LoadBalancer",
+            "selector": labels,
+            "ports": [{"name": "s3", "port": S3_PORT, "targetPort": "s3"}],
+        },
+    }
+    # Buckets after every install and upgrade (a hook re-run is harmless: existing buckets
+    # are left as they are).
+    master = "seaweedfs-0.seaweedfs-peers:9333"
+    create = " && ".join(
+        f"(echo 's3.bucket.create -name {b}' | weed shell -master={master})" for b in BUCKETS
+    )
+    buckets_job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "seaweedfs-buckets",
+            "namespace": "storage",
+            "annotations": {
+                "helm.sh/hook": "post-install,post-upgrade",
+                "helm.sh/hook-delete-policy": "before-hook-creation",
+            },
+        },
+        "spec": {
+            "backoffLimit": 10,
+            "template": {
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "nodeSelector": dict(OBJECT_STORE_NODE),
+                    "containers": [
+                        {
+                            "name": SEAWEEDFS_BUCKETS_JOB.name,
+                            "image": SEAWEEDFS_BUCKETS_JOB.image.ref,
+                            "command": ["/bin/sh", "-c", create],
+                            "resources": SEAWEEDFS_BUCKETS_JOB.resources(),
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    headless = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "seaweedfs-peers", "namespace": "storage", "labels": labels},
+        "spec": {
+            "clusterIP": "None",
+            "selector": labels,
+            "ports": [{"name": "master", "port": 9333}],
+        },
+    }
+    return Release(
+        name="object_store",
+        namespace="storage",
+        description="The S3 object store: SeaweedFS (one `weed server` with filer and S3, data "
+        f"encrypted at rest), buckets {', '.join(BUCKETS)}, one key pair per purpose.",
+        charts=(
+            Chart(
+                name="seaweedfs",
+                manifests=(statefulset, headless, service, buckets_job),
+                owns_data=True,
+            ),
+        ),
+        workloads=(
+            Workload("StatefulSet", "seaweedfs", (SEAWEEDFS,), node_selector=OBJECT_STORE_NODE),
+            Workload(
+                "Job",
+                "seaweedfs-buckets",
+                (SEAWEEDFS_BUCKETS_JOB,),
+                node_selector=OBJECT_STORE_NODE,
+                api_version="batch/v1",
+            ),
+        ),
+        needs=("metallb",),
+        secrets=(
+            *(
+                GeneratedSecret(
+                    name=f"s3-{purpose}",
+                    namespace="storage",
+                    keys=("access_key", "secret_key"),
+                    copies=("query",) if purpose == "query" else (),
+                )
+                for purpose in S3_PURPOSES
+            ),
+            # Derived from the s3-<purpose> Secrets at apply (secrets.s3_config), not random.
+            GeneratedSecret(name="seaweedfs-s3-config", namespace="storage", keys=("s3.json",)),
+        ),
+    )
+
+
+def s3_identities(credentials: dict[str, tuple[str, str]]) -> str:
+    """SeaweedFS's identity file for the purposes' key pairs {purpose: (access, secret)}."""
+    identities = [
+        {
+            "name": purpose,
+            "credentials": [{"accessKey": access, "secretKey": secret}],
+            "actions": list(S3_PURPOSES[purpose]),
+        }
+        for purpose, (access, secret) in sorted(credentials.items())
+    ]
+    return json.dumps({"identities": identities}, indent=2)
+
+
+# --- metastore ---------------------------------------------------------------------------------
+
+METASTORE = _c("metastore", HIVE_IMAGE, 768, 1024, "100m", "1")
+METASTORE_JDBC = _c("fetch-jdbc-driver", BUSYBOX_IMAGE, 16, 64, "10m", "100m")
+METASTORE_HEAP = "512m"
+
+
+def metastore(inv: Inventory) -> Release:
+    labels = {"app.kubernetes.io/name": "metastore"}
+    core_site = {
+        "fs.s3a.endpoint": S3_ENDPOINT,
+        "fs.s3a.path.style.access": "true",
+        "fs.s3a.connection.ssl.enabled": "false",
+        # Trino writes s3:// locations; the metastore resolves them with S3A.
+        "fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "fs.s3a.aws.credentials.provider": (
+            "com.amazonaws.auth.EnvironmentVariableCredentialsProvider"
+        ),
+    }
+    metastore_site = {
+        "metastore.warehouse.dir": "s3a://warehouse/",
+        "metastore.thrift.port": "9083",
+    }
+
+    def xml(props: dict[str, str]) -> str:
+        body = "".join(
+            f"  <property><name>{k}</name><value>{v}</value></property>\n" for k, v in props.items()
+        )
+        return f'<?xml version="1.0"?>\n<configuration>\n{body}</configuration>\n'
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "metastore-config", "namespace": "query"},
+        "data": {"core-site.xml": xml(core_site), "metastore-site.xml": xml(metastore_site)},
+    }
+    jdbc_url = f"jdbc:postgresql://{PG_SERVICE}:5432/metastore"
+    fetch = (
+        f"wget -q -O /jdbc/postgresql.jar {PG_JDBC_URL} && "
+        f"echo '{PG_JDBC_SHA256}  /jdbc/postgresql.jar' | sha256sum -c -"
+    )
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "metastore", "namespace": "query", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            # Two metastores upgrading one schema at once would corrupt it.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": dict(METASTORE_NODE),
+                    "initContainers": [
+                        {
+                            "name": METASTORE_JDBC.name,
+                            "image": METASTORE_JDBC.image.ref,
+                            "command": ["/bin/sh", "-c", fetch],
+                            "resources": METASTORE_JDBC.resources(),
+                            "volumeMounts": [{"name": "jdbc", "mountPath": "/jdbc"}],
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": METASTORE.name,
+                            "image": METASTORE.image.ref,
+                            "ports": [{"name": "thrift", "containerPort": 9083}],
+                            "env": [
+                                {"name": "SERVICE_NAME", "value": "metastore"},
+                                {"name": "DB_DRIVER", "value": "postgres"},
+                                {"name": "HADOOP_HEAPSIZE", "value": "512"},
+                                {
+                                    "name": "HIVE_DB_PASSWORD",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": "pg-metastore", "key": "password"}
+                                    },
+                                },
+                                {
+                                    "name": "AWS_ACCESS_KEY_ID",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": "s3-query", "key": "access_key"}
+                                    },
+                                },
+                                {
+                                    "name": "AWS_SECRET_ACCESS_KEY",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": "s3-query", "key": "secret_key"}
+                                    },
+                                },
+                                {
+                                    # $(VAR) is expanded by the kubelet from the env above: the
+                                    # password never appears in the manifest.
+                                    "name": "SERVICE_OPTS",
+                                    "value": f"-Xmx{METASTORE_HEAP} "
+                                    "-Djavax.jdo.option.ConnectionDriverName="
+                                    "org.postgresql.Driver "
+                                    f"-Djavax.jdo.option.ConnectionURL={jdbc_url} "
+                                    "-Djavax.jdo.option.ConnectionUserName=metastore "
+                                    "-Djavax.jdo.option.ConnectionPassword=$(HIVE_DB_PASSWORD)",
+                                },
+                                {
+                                    "name": "HIVE_AUX_JARS_PATH",
+                                    "value": "/opt/hadoop/share/hadoop/tools/lib",
+                                },
+                            ],
+                            "readinessProbe": {
+                                "tcpSocket": {"port": 9083},
+                                "initialDelaySeconds": 20,
+                                "periodSeconds": 10,
+                            },
+                            "resources": METASTORE.resources(),
+                            "volumeMounts": [
+                                {
+                                    "name": "jdbc",
+                                    "mountPath": "/opt/hive/lib/postgres.jar",
+                                    "subPath": "postgresql.jar",
+                                },
+                                {
+                                    "name": "config",
+                                    "mountPath": "/opt/hadoop/etc/hadoop/core-site.xml",
+                                    "subPath": "core-site.xml",
+                                },
+                                {
+                                    "name": "config",
+                                    "mountPath": "/opt/hive/conf/metastore-site.xml",
+                                    "subPath": "metastore-site.xml",
+                                },
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "jdbc", "emptyDir": {"sizeLimit": "16Mi"}},
+                        {"name": "config", "configMap": {"name": "metastore-config"}},
+                    ],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "metastore", "namespace": "query", "labels": labels},
+        "spec": {"selector": labels, "ports": [{"name": "thrift", "port": 9083}]},
+    }
+    return Release(
+        name="metastore",
+        namespace="query",
+        description="The Hive catalog's metastore: Apache Hive Metastore 4 (standalone, "
+        "thrift on 9083) on the `metastore` database of `pg-main`, S3A to the object store.",
+        charts=(Chart(name="metastore", manifests=(config, deployment, service)),),
+        workloads=(
+            Workload(
+                "Deployment",
+                "metastore",
+                (METASTORE,),
+                node_selector=METASTORE_NODE,
+                init_containers=(METASTORE_JDBC,),
+            ),
+        ),
+        needs=("postgres", "object_store"),
+    )
+
+
+# --- trino -------------------------------------------------------------------------------------
+
+TRINO_COORDINATOR = _c("trino-coordinator", TRINO_IMAGE, 3072, 3072, "500m", "3")
+TRINO_WORKER = _c("trino-worker", TRINO_IMAGE, 3072, 3072, "500m", "3")
+TRINO_HEAP = "2G"
+# Trino's rule: max-memory-per-node + heap-headroom-per-node < the heap. 30 % each of 2G.
+TRINO_QUERY_MEMORY_PER_NODE = "600MB"
+TRINO_HEADROOM_PER_NODE = "600MB"
+
+
+def hive_catalog() -> str:
+    props = {
+        "connector.name": "hive",
+        "hive.metastore.uri": METASTORE_URI,
+        "fs.native-s3.enabled": "true",
+        "s3.endpoint": S3_ENDPOINT,
+        "s3.region": "us-east-1",
+        "s3.path-style-access": "true",
+        # Resolved by Trino from the pod's environment (envFrom the s3-query Secret).
+        "s3.aws-access-key": "${ENV:access_key}",
+        "s3.aws-secret-key": "${ENV:secret_key}",
+        "s3.exclusive-create": "false",
+        "hive.non-managed-table-writes-enabled": "true",
+        "hive.storage-format": "PARQUET",
+        "hive.allow-register-partition-procedure": "true",
+    }
+    return "\n".join(f"{k}={v}" for k, v in props.items()) + "\n"
+
+
+def trino(inv: Inventory) -> Release:
+    def jvm() -> dict:
+        return {"maxHeapSize": TRINO_HEAP, "gcMethod": {"type": "UseG1GC"}}
+
+    return Release(
+        name="trino",
+        namespace="query",
+        description="Trino 476: a coordinator and one worker (2 GB heap, 3 GiB limit each), "
+        "the `hive` catalog on the metastore and the object store.",
+        charts=(
+            Chart(
+                name="trino",
+                repo="https://trinodb.github.io/charts",
+                chart="trino",
+                version=TRINO_CHART,
+                values={
+                    "image": _image_values(TRINO_IMAGE),
+                    "server": {
+                        "workers": 1,
+                        "config": {"query": {"maxMemory": "1GB"}},
+                    },
+                    "coordinator": {
+                        "jvm": jvm(),
+                        "config": {
+                            "query": {"maxMemoryPerNode": TRINO_QUERY_MEMORY_PER_NODE},
+                            "memory": {"heapHeadroomPerNode": TRINO_HEADROOM_PER_NODE},
+                        },
+                        "resources": TRINO_COORDINATOR.resources(),
+                        "nodeSelector": dict(TRINO_COORDINATOR_NODE),
+                    },
+                    "worker": {
+                        "jvm": jvm(),
+                        "config": {
+                            "query": {"maxMemoryPerNode": TRINO_QUERY_MEMORY_PER_NODE},
+                            "memory": {"heapHeadroomPerNode": TRINO_HEADROOM_PER_NODE},
+                        },
+                        "resources": TRINO_WORKER.resources(),
+                        "nodeSelector": dict(TRINO_WORKER_NODE),
+                    },
+                    "envFrom": [{"secretRef": {"name": "s3-query"}}],
+                    "catalogs": {"hive": hive_catalog()},
+                },
+            ),
+        ),
+        workloads=(
+            Workload(
+                "Deployment",
+                "trino-coordinator",
+                (TRINO_COORDINATOR,),
+                node_selector=TRINO_COORDINATOR_NODE,
+            ),
+            Workload(
+                "Deployment", "trino-worker", (TRINO_WORKER,), node_selector=TRINO_WORKER_NODE
+            ),
+        ),
+        needs=("metastore", "object_store"),
+    )
+
+
+RELEASE_BUILDERS = (
+    metallb,
+    cert_manager,
+    postgres_operator,
+    postgres,
+    object_store,
+    metastore,
+    trino,
+)
+RELEASE_NAMES = tuple(b.__name__ for b in RELEASE_BUILDERS)
+
+
+def releases(inv: Inventory) -> list[Release]:
+    """The built releases, in the order they apply."""
+    return [build(inv) for build in RELEASE_BUILDERS]
+
+
+def _w(kind, name, request, limit, selector=None, replicas=1) -> Workload:
+    return Workload(
+        kind,
+        name,
+        (Container(name, Image("(chosen when built)", "-"), request, limit),),
+        node_selector=selector or {},
+        replicas=replicas,
+    )
+
+
+# The releases later issues build, sized from k8s-releases-day2-facts.md §5 (community figures,
+# not measured on a Pi): in the plan now so the whole catalogue's fit is known before any of them
+# is built. Each one moves into RELEASE_BUILDERS when its issue lands.
+PLANNED = (
+    PlannedRelease(
+        "dagster",
+        "dagster",
+        (
+            _w("Deployment", "dagster-webserver", 512, 1024, DAGSTER_NODE),
+            _w("Deployment", "dagster-daemon", 512, 1024, DAGSTER_NODE),
+            _w("Deployment", "dagster-code-location", 512, 1024, DAGSTER_NODE),
+            _w("Job", "dagster-run", 1024, 2048, DAGSTER_NODE),
+        ),
+        "OSO production figures, scaled down (issue 10)",
+    ),
+    PlannedRelease(
+        "monitoring",
+        "monitoring",
+        (
+            _w("StatefulSet", "prometheus", 512, 2048, CONTROL_NODE),
+            _w("StatefulSet", "alertmanager", 64, 128, CONTROL_NODE),
+            _w("Deployment", "prometheus-operator", 32, 80, CONTROL_NODE),
+            _w("Deployment", "kube-state-metrics", 64, 128, CONTROL_NODE),
+            _w("DaemonSet", "node-exporter", 32, 64),
+        ),
+        "ricsanfre/pi-cluster, kube-prometheus defaults (issue 12)",
+    ),
+    PlannedRelease(
+        "logging",
+        "logging",
+        (
+            _w("StatefulSet", "loki", 256, 512, CONTROL_NODE),
+            _w("DaemonSet", "log-agent", 64, 128),
+        ),
+        "estimate (issue 12)",
+    ),
+    PlannedRelease(
+        "secrets",
+        "secrets",
+        (_w("StatefulSet", "openbao", 128, 256, CONTROL_NODE),),
+        "estimate; no published figure (issue 12)",
+    ),
+    PlannedRelease(
+        "gateway",
+        "gateway",
+        (_w("Deployment", "oauth2-proxy", 32, 64, CONTROL_NODE),),
+        "estimate (issue 12)",
+    ),
+    PlannedRelease(
+        "notebooks",
+        "notebooks",
+        (
+            _w("Deployment", "jupyterhub", 256, 512, DAGSTER_NODE),
+            _w("Pod", "jupyter-user", 1024, 2048, DAGSTER_NODE),
+        ),
+        "z2jh default guarantee 1G per user (issue 12)",
+    ),
+    PlannedRelease(
+        "nifi",
+        "nifi",
+        (_w("StatefulSet", "nifi", 2048, 3072, DAGSTER_NODE),),
+        "old chart default jvmMemory 2g; optional (issue 12)",
+    ),
+)

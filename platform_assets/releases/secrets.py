@@ -1,0 +1,104 @@
+"""The Secrets the releases read, generated once on the cluster side of an apply.
+
+A generated Secret is created with random values when it is missing and never rewritten (a new
+password would lock the services out of their data). Its copies in other namespaces, and the
+SeaweedFS identity file built from the per-purpose S3 keys, are derived from it on every apply.
+The values exist only in this process's memory between reading and writing them: they are
+never returned, logged, diffed (a dry-run diff of a Secret would print its data) or recorded.
+"""
+
+import base64
+import secrets
+import string
+from collections.abc import Callable
+
+from platform_assets.releases.spec import (
+    FIELD_MANAGER,
+    GeneratedSecret,
+    Release,
+    secret_manifests,
+)
+
+S3_CONFIG_SECRET = "seaweedfs-s3-config"  # noqa: S105 (a Secret's name, not a value)
+_ACCESS_KEY_CHARS = string.ascii_uppercase + string.digits
+
+
+def _random_value(key: str) -> str:
+    if key == "access_key":
+        # S3 access keys are printable identifiers (20 upper-case alphanumerics by convention).
+        return "".join(secrets.choice(_ACCESS_KEY_CHARS) for _ in range(20))
+    return secrets.token_urlsafe(30)
+
+
+def generate(secret: GeneratedSecret, random_value: Callable[[str], str] = _random_value) -> dict:
+    """Fresh values for a generated Secret: {key: value}."""
+    return {key: secret.username if key == "username" else random_value(key) for key in secret.keys}
+
+
+def _manifest(release: Release, secret: GeneratedSecret, namespace: str, data: dict) -> dict:
+    shown = next(
+        m
+        for m in secret_manifests(release)
+        if m["metadata"]["name"] == secret.name and m["metadata"]["namespace"] == namespace
+    )
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(data.items())}
+    return {**shown, "data": encoded}
+
+
+def _decoded(live: dict) -> dict:
+    return {k: base64.b64decode(v).decode() for k, v in (live.get("data") or {}).items()}
+
+
+def ensure_secrets(kube, release: Release, s3_config: Callable[[dict], str]) -> list[str]:
+    """Creates what is missing, refreshes the derived copies; returns one line per Secret
+    (`namespace/name: created|kept|derived`), never a value.
+
+    `s3_config(credentials)` builds SeaweedFS's identity file from {purpose: (access, secret)}.
+    """
+    report = []
+    values: dict[str, dict] = {}
+    for secret in release.secrets:
+        if secret.name == S3_CONFIG_SECRET:
+            continue
+        live = kube.get("v1", "Secret", secret.name, secret.namespace)
+        if live is None:
+            data = generate(secret)
+            kube.apply(
+                _manifest(release, secret, secret.namespace, data), field_manager=FIELD_MANAGER
+            )
+            report.append(f"{secret.namespace}/{secret.name}: created")
+        else:
+            data = _decoded(live)
+            missing = sorted(set(secret.keys) - set(data))
+            if missing:
+                # Never fill in a half-made Secret by guessing: someone edited it by hand.
+                raise RuntimeError(
+                    f"Secret {secret.namespace}/{secret.name} lacks the keys {missing}; "
+                    "restore it (or delete it to have new values generated, which services "
+                    "already using the old ones will then refuse)"
+                )
+            report.append(f"{secret.namespace}/{secret.name}: kept")
+        values[secret.name] = data
+        for namespace in secret.copies:
+            kube.apply(_manifest(release, secret, namespace, data), field_manager=FIELD_MANAGER)
+            report.append(f"{namespace}/{secret.name}: derived")
+    derived = next((s for s in release.secrets if s.name == S3_CONFIG_SECRET), None)
+    if derived is not None:
+        credentials = {
+            name.removeprefix("s3-"): (data["access_key"], data["secret_key"])
+            for name, data in values.items()
+            if name.startswith("s3-")
+        }
+        data = {"s3.json": s3_config(credentials)}
+        kube.apply(
+            _manifest(release, derived, derived.namespace, data), field_manager=FIELD_MANAGER
+        )
+        report.append(f"{derived.namespace}/{derived.name}: derived")
+    return report
+
+
+def namespaces(release: Release) -> list[dict]:
+    """Namespaces the release's Secrets go into (the HelmChart creates its own target
+    namespace too, but the Secrets must exist before its pods start)."""
+    names = sorted({ns for s in release.secrets for ns in s.namespaces})
+    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}} for name in names]

@@ -1,0 +1,108 @@
+"""The capacity plan, as tables: from the releases' own resources, per node by placement."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from platform_assets.inventory import parse_inventory
+from platform_assets.releases import capacity, catalogue
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = yaml.safe_load((ROOT / "inventory.example.yaml").read_text())
+
+
+def inventory(edit=None):
+    data = yaml.safe_load(yaml.safe_dump(EXAMPLE))
+    data.pop("workloads", None)  # the hand-written list the plan replaces
+    if edit:
+        edit(data)
+    return parse_inventory(data, "inventory.yaml")
+
+
+def plan(inv, planned=False):
+    return capacity.capacity_plan(
+        inv, catalogue.releases(inv), catalogue.PLANNED if planned else ()
+    )
+
+
+def test_the_example_fits_with_20_percent_free_everywhere():
+    p = plan(inventory())
+    assert p.fits, p.problems()
+    # (node, reserved for OS + K3s, limits placed there)
+    assert [(n.node, n.reserved_mib, n.limit_mib) for n in p.nodes] == [
+        ("pi-server", 512 + 1600, 1184),
+        ("pi-agent-1", 512 + 300, 1184 + 1024 + 3072),
+        ("pi-agent-2", 512 + 300, 1184 + 1024 + 3072),
+        ("pi-agent-3", 512 + 300, 1184 + 1536 + 128),
+    ]
+
+
+def test_a_workload_that_may_land_anywhere_counts_on_every_node():
+    p = plan(inventory())
+    for n in p.nodes:
+        names = [pl.workload for pl in n.placed]
+        assert {"metallb-controller", "metallb-speaker", "cloudnative-pg"} <= set(names)
+    assert [pl.workload for pl in p.node("pi-server").placed if pl.release == "trino"] == []
+
+
+def _set(node, key, value):
+    def edit(data):
+        data["nodes"][node][key] = value
+
+    return edit
+
+
+def _label(node, key, value):
+    def edit(data):
+        data["nodes"][node]["labels"][key] = value
+
+    return edit
+
+
+def _unlabel(node, key):
+    def edit(data):
+        del data["nodes"][node]["labels"][key]
+
+    return edit
+
+
+# (edit, the problem it must produce)
+REFUSED = [
+    (
+        _set(1, "memory_mib", 4096),
+        "pi-agent-1: 5280 MiB of limits + 812 MiB for the OS and K3s leave -1996 MiB of 4096 MiB",
+    ),
+    # The metastore may now land on pi-agent-2 too: it counts there, beside Trino's worker.
+    (_label(2, "picluster.io/metastore", "true"), "pi-agent-2: 6304 MiB of limits"),
+    (
+        _unlabel(1, "picluster.io/metastore"),
+        "metastore: metastore needs a node labelled picluster.io/metastore=true",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "problem"), REFUSED)
+def test_an_over_committed_or_unplaceable_plan_is_refused_naming_it(edit, problem):
+    p = plan(inventory(edit))
+    assert not p.fits
+    assert any(line.startswith(problem) for line in p.problems()), p.problems()
+
+
+def test_the_problem_names_the_largest_workloads_and_what_to_change():
+    (line,) = plan(inventory(_set(1, "memory_mib", 4096))).problems()
+    assert "Largest here: trino/trino-coordinator 3072 MiB, metastore/metastore 1024 MiB" in line
+    assert "changing the node labels in the inventory" in line
+
+
+def test_the_whole_catalogue_with_later_releases_does_not_fit_the_example():
+    # The point of planning them now: this is known before any of them is built.
+    p = plan(inventory(), planned=True)
+    assert {line.split(":")[0] for line in p.problems()} == {"pi-server", "pi-agent-3"}
+    planned = [pl for pl in p.node("pi-agent-3").placed if pl.planned]
+    assert {pl.release for pl in planned} >= {"dagster", "notebooks", "nifi"}
+
+
+def test_markdown_shows_the_table():
+    text = capacity.markdown(plan(inventory()))
+    assert "| pi-agent-1 | agent | 8192 | 812 | 4352 | 5280 | 2100 (26%) | yes |" in text
