@@ -26,7 +26,7 @@ import dagster as dg
 
 from platform_assets.core.engine import may_contact, select_nodes, ssh_targets
 from platform_assets.core.render import converged_check, node_errors, step_metadata
-from platform_assets.inventory import Inventory, capacity_table
+from platform_assets.inventory import Inventory
 from platform_assets.k3s.apply import run_k3s
 from platform_assets.k3s.facts import K3S_KUBECONFIG
 from platform_assets.k3s.plan import server_url
@@ -53,18 +53,18 @@ class BringUpConfig(dg.Config):
 
 @dg.asset(group_name=GROUP, kinds={"yaml"})
 def inventory(context: dg.AssetExecutionContext, inventory_file: InventoryFile):
-    """The cluster's inventory, validated: nodes, network plan, K3s and SSH settings, and the
-    planned memory per node."""
+    """The cluster's inventory, validated: nodes, network plan, K3s and SSH settings. Memory
+    per node is planned by `capacity_plan`, from the releases' own limits."""
     inv = inventory_file.load()
-    rows = capacity_table(inv)
     table = [
-        "| node | role | address | workloads | planned MiB | limit MiB |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| node | role | address | memory MiB | labels |",
+        "| --- | --- | --- | ---: | --- |",
     ]
     table += [
-        f"| {r['node']} | {r['role']} | {r['address']} | {r['workloads']} | "
-        f"{r['planned_mib']} | {r['limit_mib']} |"
-        for r in rows
+        f"| {n.name} | {n.role} | {n.address} | {n.memory_mib} | "
+        + ", ".join(f"`{k}={v}`" for k, v in sorted(n.labels.items()))
+        + " |"
+        for n in inv.nodes
     ]
     net = inv.network
     return dg.MaterializeResult(

@@ -8,7 +8,6 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from platform_assets.inventory.capacity import check_capacity
 from platform_assets.inventory.checks import check_plan
 from platform_assets.inventory.models import Inventory
 
@@ -150,11 +149,23 @@ def parse_inventory(data: object, source: str = "inventory.yaml") -> Inventory:
     """Validates an already-parsed mapping (as YAML gives it)."""
     if not isinstance(data, dict):
         raise InventoryError(source, [("", "expected a mapping with nodes, network, k3s, ssh")])
+    if "workloads" in data:
+        # Earlier inventories planned memory by hand; a silent "unknown key" would not say why.
+        raise InventoryError(
+            source,
+            [
+                (
+                    "workloads",
+                    "is no longer read: memory is planned from the releases' own limits (the "
+                    "capacity_plan asset); remove this list",
+                )
+            ],
+        )
     try:
         inventory = Inventory.model_validate(data)
     except ValidationError as exc:
         raise InventoryError(source, [_pydantic_problem(e) for e in exc.errors()]) from None
-    problems = [*check_plan(inventory), *check_capacity(inventory)]
+    problems = list(check_plan(inventory))
     if problems:
         raise InventoryError(source, problems)
     return inventory

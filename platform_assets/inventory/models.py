@@ -1,5 +1,5 @@
 """The inventory's shape: nodes, network plan, K3s and SSH settings (pydantic: types, ranges,
-unknown keys). Checks of the plan as a whole are in checks.py and capacity.py."""
+unknown keys). Checks of the plan as a whole are in checks.py."""
 
 import ipaddress
 import os
@@ -223,24 +223,6 @@ class Ssh(_Strict):
         return value
 
 
-class Workload(_Strict):
-    """Memory a release will ask for on the nodes its selector matches (for the capacity plan)."""
-
-    name: str = Field(description="Release name (RFC 1123 label, lower case).")
-    memory_mib: int = Field(ge=1, le=MAX_MEMORY_MIB)
-    node_selector: dict[str, str] = Field(min_length=1)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not HOSTNAME_RE.fullmatch(value):
-            raise ValueError(
-                f"{value!r} is not a valid release name (lower-case letters, digits and '-', "
-                "at most 63, not starting or ending with '-')"
-            )
-        return value
-
-
 class Inventory(_Strict):
     """The whole plan for the cluster."""
 
@@ -253,7 +235,6 @@ class Inventory(_Strict):
         description="IANA time zone of the cluster's home (e.g. Europe/Berlin): the nightly "
         "backups (02:00) and the weekly patches run at local time there.",
     )
-    workloads: list[Workload] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -274,9 +255,6 @@ class Inventory(_Strict):
             if node.name == name:
                 return node
         raise KeyError(f"no node named {name!r} in the inventory")
-
-    def workloads_on(self, node: Node) -> list[Workload]:
-        return [w for w in self.workloads if selector_matches(w.node_selector, node.labels)]
 
 
 def iana_zone(name: str) -> ZoneInfo:

@@ -17,6 +17,8 @@ from resources.settings import Settings
 RESOURCE_RELEASES = {
     "object_store": ("object_store",),
     "ledger": ("postgres",),
+    # The nightly dumps read every platform database on the PostgreSQL cluster.
+    "platform_postgres": ("postgres",),
     "warehouse": ("trino", "metastore", "object_store"),
 }
 

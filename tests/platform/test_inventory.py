@@ -195,18 +195,6 @@ BROKEN = [
     ),
     ("relative data dir", {"k3s.data_dir": "var/lib/k3s"}, "k3s.data_dir", "absolute"),
     ("zero parallel", {"ssh.max_parallel": 0}, "ssh.max_parallel", "greater than or equal"),
-    (
-        "workload placed nowhere",
-        {"workloads.0.node_selector": {"picluster.io/storage": "nvme"}},
-        "workloads[0].node_selector",
-        "no node has the labels",
-    ),
-    (
-        "node over capacity",
-        {"workloads.3.memory_mib": 5000},
-        "nodes[1]",
-        "pi-agent-1 would need 6580 MiB",
-    ),
 ]
 
 

@@ -275,27 +275,8 @@ EDITS = [
     ("pool typo", {"network.metallb_pool.stop": "192.168.0.9"}, "network.metallb_pool.stop", ""),
     ("k3s typo", {"k3s.verison": "v1.33.5+k3s1"}, "k3s.verison", "unknown key"),
     ("ssh typo", {"ssh.key": "~/.ssh/id"}, "ssh.key", "unknown key"),
-    ("workload typo", {"workloads.0.memory": 1}, "workloads[0].memory", "unknown key"),
-    # capacity and placement
-    (
-        "workload of 10^30 MiB",
-        {"workloads.0.memory_mib": 10**30},
-        "workloads[0].memory_mib",
-        "16384",
-    ),
-    (
-        "workload bigger than any Pi plans",
-        {"workloads.5.memory_mib": 7000},
-        "nodes[3]",
-        "pi-agent-3 would need",
-    ),
-    ("workload without a name", {"workloads.0.name": ""}, "workloads[0].name", "release name"),
-    (
-        "workload selector not a label",
-        {"workloads.0.node_selector": {"bad key!": "x"}},
-        "workloads[0].node_selector.bad key!",
-        "not a valid Kubernetes label key",
-    ),
+    # the old hand-written memory plan (the releases' limits replaced it)
+    ("workloads list", {"workloads": []}, "workloads", "capacity_plan"),
 ]
 
 
@@ -453,7 +434,6 @@ def test_plans_that_work_are_accepted(tmp_path, edits):
 def test_a_single_server_without_agents_is_a_cluster(tmp_path):
     data = _edited({})
     data["nodes"] = data["nodes"][:1]
-    data["workloads"] = [w for w in data["workloads"] if w["name"] in ("postgresql", "seaweedfs")]
     file = tmp_path / "inventory.yaml"
     file.write_text(yaml.safe_dump(data))
     inv = load_inventory(file)

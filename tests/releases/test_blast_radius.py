@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 WAREHOUSE = ["device_health", "sensor_readings_hourly", "sensor_readings_table"]
 CURATED = ["curated_sensor_readings"]
 # The local profile's mock uploads write to the object store too.
-EVERY_DATA_ASSET = [*CURATED, "mock_sensor_uploads", *WAREHOUSE]
+# The nightly dumps read PostgreSQL and land in the object store; the mirror and retention follow.
+BACKUPS = ["backup_retention", "object_store_mirror", "postgres_dump"]
+EVERY_DATA_ASSET = [*CURATED, "mock_sensor_uploads", *WAREHOUSE, *BACKUPS]
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +44,9 @@ CASES = [
     # Only releases that may run anywhere are on the server: one lost node strands none.
     (["node", "pi-server"], [], []),
     (["node", "pi-agent-1"], ["metastore", "trino"], WAREHOUSE),
-    (["node", "pi-agent-2"], ["metastore", "postgres", "trino"], CURATED + WAREHOUSE),
+    (["node", "pi-agent-2"], ["metastore", "postgres", "trino"], CURATED + WAREHOUSE + BACKUPS),
     (["node", "pi-agent-3"], ["metastore", "object_store", "trino"], EVERY_DATA_ASSET),
-    (["postgres_operator"], ["metastore", "postgres", "trino"], CURATED + WAREHOUSE),
+    (["postgres_operator"], ["metastore", "postgres", "trino"], CURATED + WAREHOUSE + BACKUPS),
     (["metallb"], ["metastore", "object_store", "trino"], EVERY_DATA_ASSET),
     (["trino"], [], WAREHOUSE),
     (["cert_manager"], [], []),
