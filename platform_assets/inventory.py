@@ -221,7 +221,7 @@ class Network(_Strict):
 class K3s(_Strict):
     """K3s settings shared by every node."""
 
-    version: str = Field(description="Pinned K3s release, e.g. v1.33.5+k3s1.")
+    version: str = Field(description="Pinned K3s release, e.g. v1.34.4+k3s1.")
     cluster_init: bool = Field(True, description="Embedded etcd (needed for etcd snapshots).")
     disable: list[str] = Field(default_factory=lambda: ["traefik", "servicelb"])
     data_dir: str = Field("/var/lib/rancher/k3s")
@@ -232,7 +232,7 @@ class K3s(_Strict):
     def _version(cls, value: str) -> str:
         if not _K3S_VERSION.fullmatch(value):
             raise ValueError(
-                f"{value!r} is not a pinned K3s release; expected the form v1.33.5+k3s1"
+                f"{value!r} is not a pinned K3s release; expected the form v1.34.4+k3s1"
             )
         return value
 

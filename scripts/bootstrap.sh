@@ -59,16 +59,26 @@ need_java() {
   exit 1
 }
 
+# The Kubernetes control plane of the tests and the fake cluster: kube-apiserver, etcd, KWOK,
+# the helm-controller, built once from the Go module proxy into ~/.cache/piclusterops (about
+# 20 minutes cold on 2 cores). Go >= 1.26 is needed for that build only; it says so if missing.
+need_control_plane() {
+  say "ensuring the Kubernetes control plane is built (once, from the Go module proxy)"
+  uv run --frozen python -m tests.harness.kube_dist >/dev/null
+}
+
 need_python
 need_uv
 say "syncing the Python environment from uv.lock"
 uv sync --locked --quiet  # --locked: fail if uv.lock is out of date with pyproject.toml
 if [ "$what" = fake ]; then
   need_debs "${FAKE_DEBS[@]}"
+  need_control_plane
 fi
 if [ "$what" = test ]; then
   need_debs "${TEST_DEBS[@]}"
   need_java
   say "ensuring Trino 476 is in the cache (downloaded once from Maven Central)"
   uv run --frozen python -m tests.harness.trino_dist
+  need_control_plane
 fi

@@ -1,5 +1,5 @@
 """Session fixtures that start real services on free loopback ports, only when a test asks for
-them: `postgres`, `s3`, `trino`, `dagster_pg_home` / `dagster_pg_instance`.
+them: `postgres`, `s3`, `trino`, `dagster_pg_home` / `dagster_pg_instance`, `kube_control_plane`.
 
 Each service runs from a per-session temp dir with its log in `<dir>/logs/`. If any test that
 used a service fails, the dir is kept and its path plus the logs' tails are printed in the test
@@ -22,7 +22,17 @@ pytest_plugins = ["tests.fake_pi.fixtures"]
 
 # Fixtures whose users get the service logs in their failure report.
 SERVICE_FIXTURES = frozenset(
-    {"postgres", "s3", "trino", "dagster_pg_home", "dagster_pg_instance", "service_registry"}
+    {
+        "postgres",
+        "s3",
+        "trino",
+        "dagster_pg_home",
+        "dagster_pg_instance",
+        "kube_control_plane",
+        "fake_cluster",
+        "fresh_cluster",
+        "service_registry",
+    }
 )
 _REGISTRY = pytest.StashKey[ServiceRegistry]()
 
@@ -60,6 +70,20 @@ def trino(service_registry: ServiceRegistry, s3: S3Service):
     return service_registry.start(
         "trino", lambda workdir, log_dir: start_trino(workdir, log_dir, s3, bucket="lake")
     )
+
+
+@pytest.fixture(scope="session")
+def kube_control_plane(service_registry: ServiceRegistry):
+    """A real Kubernetes control plane (etcd, API server, controller-manager, scheduler, KWOK,
+    helm-controller) on free loopback ports. `.admin_kubeconfig`, `.resource()` (a
+    KubernetesResource as admin), `.kubeconfig_for(user, groups)`."""
+    from tests.harness.kube import KubeBinariesMissing, binaries, start_control_plane
+
+    try:
+        binaries()
+    except KubeBinariesMissing as exc:
+        pytest.fail(str(exc))
+    return service_registry.start("kube", start_control_plane)
 
 
 @pytest.fixture(scope="session")

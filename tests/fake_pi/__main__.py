@@ -1,16 +1,49 @@
 """`python -m tests.fake_pi up|down|status` (what `make fake-cluster` runs).
 
-`up` starts four FAKE Raspberry Pis on 127.0.0.11-14 (port 2222 by default) and prints how to
-point the platform at them; `down` stops them; `status` says which are up.
+`up` starts a real Kubernetes control plane on 127.0.0.1 (tests/harness/kube.py) and four FAKE
+Raspberry Pis on 127.0.0.11-14 (port 2222 by default) that become its nodes once K3s is
+applied, and prints how to point the platform at them; `down` stops them all; `status` says
+which are up.
 """
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
 from pathlib import Path
 
 from tests.fake_pi.cluster import DEFAULT_PORT, REPO_ROOT, FakeCluster, FakeClusterError
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".picluster" / "fake-cluster"
+
+
+def control_plane_pids(state_dir: Path) -> Path:
+    return state_dir / "control-plane" / "pids"
+
+
+def start_control_plane(state_dir: Path):
+    """The control plane outlives this command (it runs until `down`); its pids are kept."""
+    import shutil
+
+    from tests.harness.kube import start_control_plane as start
+
+    stop_control_plane(state_dir)
+    workdir = state_dir / "control-plane"
+    shutil.rmtree(workdir, ignore_errors=True)
+    plane, _ = start(workdir, workdir / "logs", die_with_parent=False)
+    control_plane_pids(state_dir).write_text("\n".join(map(str, plane.pids())) + "\n")
+    return plane
+
+
+def stop_control_plane(state_dir: Path) -> None:
+    path = control_plane_pids(state_dir)
+    if not path.is_file():
+        return
+    for line in reversed(path.read_text().split()):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(line), signal.SIGTERM)  # each component leads its own group
+    path.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = FakeCluster(args.state_dir, port=args.port)
     if args.action == "down":
         cluster.down()
+        stop_control_plane(args.state_dir)
         print("fake cluster stopped")
         return 0
     if args.action == "status":
@@ -32,10 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, line in status.items():
             print(f"{name:12} {line}")
         return 0 if all(v.startswith("up") for v in status.values()) else 1
+    from tests.harness.kube import KubeBinariesMissing
+    from tests.harness.procs import ServiceNotReady
+
     try:
+        cluster.control_plane = start_control_plane(args.state_dir)
         cluster.up()
-    except FakeClusterError as exc:
+    except (FakeClusterError, KubeBinariesMissing, ServiceNotReady) as exc:
         print(f"fake cluster: {exc}", file=sys.stderr)
+        cluster.down()
+        stop_control_plane(args.state_dir)
         return 1
     for name, line in cluster.status().items():
         print(f"{name:12} {line}")
@@ -45,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         "  export PICLUSTER_K3S_TOKEN=$(openssl rand -hex 32)\n"
         f"Try SSH: ssh -i {cluster.private_key} -o UserKnownHostsFile={cluster.known_hosts} "
         f"-p {cluster.port} piadmin@127.0.0.11\n"
+        f"The nodes' Kubernetes API (real, at {cluster.control_plane.server}): apply the "
+        "`apply_cluster` job, then\n"
+        f"  kubectl --kubeconfig {cluster.control_plane.admin_kubeconfig} get nodes\n"
         "Stop them with: python -m tests.fake_pi down"
     )
     return 0

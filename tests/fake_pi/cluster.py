@@ -133,6 +133,7 @@ class FakeCluster:
         nodes: tuple[FakeNodeSpec, ...] = DEFAULT_NODES,
         reboot_delay_s: float = 1.0,
         die_with_parent: bool = False,
+        control_plane=None,
     ):
         self.state_dir = Path(state_dir).resolve()
         self.nodes = nodes
@@ -140,6 +141,9 @@ class FakeCluster:
         self.reboot_delay_s = reboot_delay_s
         # Tests and benchmarks: the nodes stop if the process that started them dies.
         self.die_with_parent = die_with_parent
+        # A `tests.harness.kube.KubeControlPlane` whose nodes the fake Pis become (their k3s
+        # registers them, see kubelet.py), or None: a fake k3s with a FAKE kubeconfig.
+        self.control_plane = control_plane
         self._procs: dict[str, subprocess.Popen] = {}
 
     # paths
@@ -216,21 +220,43 @@ class FakeCluster:
                 users=f"{ADMIN_USER} {NO_SUDO_USER}",
             )
         )
-        (d / "node.json").write_text(
-            json.dumps(
-                {
-                    "name": node.name,
-                    "address": node.address,
-                    "port": self.port,
-                    "role": node.role,
-                    "os": node.os,
-                    "reboot_delay_s": self.reboot_delay_s,
-                },
-                indent=1,
-            )
-        )
+        cfg = {
+            "name": node.name,
+            "address": node.address,
+            "port": self.port,
+            "role": node.role,
+            "os": node.os,
+            "reboot_delay_s": self.reboot_delay_s,
+        }
+        if self.control_plane is not None:
+            cfg["kube"] = self._node_credentials(d, node)
+        (d / "node.json").write_text(json.dumps(cfg, indent=1))
         kind, blob = key.with_suffix(".pub").read_text().split()[:2]
         return f"[{node.address}]:{self.port} {kind} {blob}\n"
+
+    def _node_credentials(self, d: Path, node: FakeNodeSpec) -> dict:
+        """What the node's supervisor needs to register its Node (files under /mnt, the
+        node dir as the node sees it), and for the server the admin kubeconfig its k3s
+        writes to /etc/rancher/k3s/k3s.yaml."""
+        plane = self.control_plane
+        kube = d / "kube"
+        kube.mkdir(mode=0o700)
+        # K3s's own supervisor labels its nodes with admin rights; so does this stand-in.
+        pair = plane.pki.client(f"fake-pi-{node.name}", "fake-pi-k3s", ("system:masters",))
+        shutil.copy(plane.ca_cert, kube / "ca.crt")
+        shutil.copy(pair.cert, kube / "client.crt")
+        shutil.copy(pair.key, kube / "client.key")
+        (kube / "client.key").chmod(0o600)
+        if node.role == "server":
+            admin = d / "control" / "k3s-admin.yaml"
+            admin.write_text(plane.admin_kubeconfig.read_text())
+            admin.chmod(0o600)
+        return {
+            "api_port": plane.port,
+            "ca": "/mnt/kube/ca.crt",
+            "cert": "/mnt/kube/client.crt",
+            "key": "/mnt/kube/client.key",
+        }
 
     def start_node(self, name: str, wait: bool = True) -> None:
         """Boots one fake node (fresh state: a freshly imaged Pi)."""

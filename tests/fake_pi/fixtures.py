@@ -3,7 +3,8 @@ tests.fake_pi.fixtures import fake_cluster, ...`) or name this module in the top
 conftest's `pytest_plugins` (pytest allows that only there).
 
 - `fake_cluster`: four fake Pis (session-wide, on a free port), stopped at the end of the
-  session, and if the session is killed.
+  session, and if the session is killed. They are the nodes of the `kube_control_plane`: a
+  node's k3s registers it there, its server's k3s.yaml is that API server's admin kubeconfig.
 - `fresh_cluster`: the same cluster with every node freshly imaged first (same keys and port).
 - `ssh_resource` / `ssh_targets`: an `SshResource` and `SshTarget`s (user `piadmin`) for it.
 """
@@ -18,12 +19,20 @@ from tests.fake_pi.cluster import ADMIN_USER, FakeCluster, missing_prerequisites
 
 
 @pytest.fixture(scope="session")
-def fake_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCluster]:
+def fake_cluster(
+    tmp_path_factory: pytest.TempPathFactory, kube_control_plane
+) -> Iterator[FakeCluster]:
     missing = missing_prerequisites()
     if missing:
         pytest.fail("the fake Pi cluster needs: " + ", ".join(missing) + " (see .ci/run)")
     state_dir: Path = tmp_path_factory.mktemp("fake-cluster")
-    cluster = FakeCluster(state_dir, port=None, reboot_delay_s=0.5, die_with_parent=True)
+    cluster = FakeCluster(
+        state_dir,
+        port=None,
+        reboot_delay_s=0.5,
+        die_with_parent=True,
+        control_plane=kube_control_plane,
+    )
     cluster.up()
     try:
         yield cluster

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.fake_pi import standin
+from tests.fake_pi import kubelet, standin
 
 SEED = Path(__file__).resolve().parent / "seed"
 PR_SET_PDEATHSIG = 1
@@ -98,6 +98,11 @@ class Node:
         self.control = NODE_MOUNT / "control"
         self.sshd: subprocess.Popen | None = None
         self.stopping = False
+        # With the test control plane: keeps this node's Node in step with its fake k3s.
+        self.kubelet = kubelet.load(self.cfg, self.log)
+
+    def log(self, text: str) -> None:
+        print(text, flush=True)  # the supervisor's stdout is the node's node.log
 
     # --- the node's own file system -----------------------------------------------------------
 
@@ -309,6 +314,8 @@ class Node:
     def reboot(self) -> None:
         time.sleep(0.2)  # let the `reboot` command return to its caller, as on a real node
         self.kill_sshd_tree()
+        if self.kubelet is not None:
+            self.kubelet.power_off()
         time.sleep(float(self.cfg.get("reboot_delay_s", 1.0)))
         standin.boot(self.dtb_bootargs)
         self.start_sshd()
@@ -326,14 +333,20 @@ class Node:
         self.start_sshd()
         (self.control / "ready").write_text(str(os.getpid()))
         reboot_request = Path(standin.REBOOT_REQUEST)
+        next_sync = 0.0
         while not self.stopping:
             if reboot_request.exists():
                 reboot_request.unlink()
                 self.reboot()
             elif self.sshd is not None and self.sshd.poll() is not None:
                 self.start_sshd()  # crashed: a real node's systemd would restart it
+            if self.kubelet is not None and time.monotonic() >= next_sync:
+                self.kubelet.sync()
+                next_sync = time.monotonic() + 0.25
             time.sleep(0.05)
         self.kill_sshd_tree()
+        if self.kubelet is not None:
+            self.kubelet.power_off()
 
     def _stop(self, *_: object) -> None:
         self.stopping = True

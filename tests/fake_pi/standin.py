@@ -865,6 +865,19 @@ def k3s_config_value(key: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
+K3S_ADMIN_KUBECONFIG = f"{FAKEPI}/k3s-admin.yaml"
+FAKE_K3S_YAML = (
+    "# FAKE kubeconfig: this fake Pi runs without the test control plane\n"
+    "apiVersion: v1\nclusters:\n- cluster:\n"
+    "    certificate-authority-data: RkFLRS1QSS1DQQ==\n"
+    "    server: https://127.0.0.1:6443\n  name: default\n"
+    "contexts:\n- context:\n    cluster: default\n    user: default\n  name: default\n"
+    "current-context: default\nkind: Config\npreferences: {}\nusers:\n- name: default\n"
+    "  user:\n    client-certificate-data: RkFLRS1QSS1DRVJU\n"
+    "    client-key-data: RkFLRS1QSS1LRVk=\n"
+)
+
+
 def start_k3s(state: dict, unit: str) -> None:
     if not os.access(K3S_BIN, os.X_OK):
         raise Exit(1, f"Job for {unit} failed: {K3S_BIN} not found (fake Pi)\n")
@@ -882,25 +895,16 @@ def start_k3s(state: dict, unit: str) -> None:
         token = token or uuid.uuid4().hex
         digest = hashlib.sha256(token.encode()).hexdigest()
         write(f"{data_dir}/server/node-token", f"K10{digest}::server:{token}\n")
-        write(
-            "/etc/rancher/k3s/k3s.yaml",
-            (
-                "apiVersion: v1\nclusters:\n- cluster:\n"
-                "    certificate-authority-data: RkFLRS1QSS1DQQ==\n"
-                "    server: https://127.0.0.1:6443\n  name: default\n"
-                "contexts:\n- context:\n    cluster: default\n    user: default\n  name: default\n"
-                "current-context: default\nkind: Config\npreferences: {}\nusers:\n- name: default\n"
-                "  user:\n    client-certificate-data: RkFLRS1QSS1DRVJU\n"
-                "    client-key-data: RkFLRS1QSS1LRVk=\n"
-            ),
-        )
+        # With the test control plane, the admin kubeconfig of its real API server (put there by
+        # the fake cluster); without one, a FAKE kubeconfig that reaches nothing.
+        write("/etc/rancher/k3s/k3s.yaml", read(K3S_ADMIN_KUBECONFIG) or FAKE_K3S_YAML)
         os.chmod("/etc/rancher/k3s/k3s.yaml", 0o600)
     state["k3s_started"] = state.get("k3s_started", 0) + 1
 
 
 def k3s_cli(version: str, args: list[str]) -> str:
     if args[:1] in (["--version"], ["-v"], ["version"]):
-        return f"k3s version {version} ({K3S_COMMIT})\ngo version go1.24.6\n"
+        return f"k3s version {version} ({K3S_COMMIT})\ngo version go1.24.12\n"
     if args[:1] == ["check-config"]:
         return "cgroups V2 mounted, cpu|cpuset|memory controllers status: good (fake Pi)\n"
     raise Exit(1, f"k3s {' '.join(args[:2])}: not available on a fake Pi\n")
@@ -908,7 +912,7 @@ def k3s_cli(version: str, args: list[str]) -> str:
 
 def k3s_install(args: list[str]) -> str:
     require_root("k3s-install", "[ERROR]  Can not perform installation as non-root\n")
-    version = os.environ.get("INSTALL_K3S_VERSION") or "v1.33.5+k3s1"
+    version = os.environ.get("INSTALL_K3S_VERSION") or "v1.34.4+k3s1"
     exec_args = (os.environ.get("INSTALL_K3S_EXEC", "") + " " + " ".join(args)).split()
     agent = bool(os.environ.get("K3S_URL")) or exec_args[:1] == ["agent"]
     write(K3S_BIN, k3s_binary(version).decode())

@@ -22,6 +22,7 @@ PICLUSTER_KEEP_GO_CACHE=1; the binaries (about 550 MB) are what is kept.
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,15 +36,44 @@ KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.4"  # the etcd server Kubernetes v1.34.4 itself requires
 KWOK_VERSION = "v0.8.0"
 HELM_CONTROLLER_VERSION = "v0.17.7"  # the helm-controller K3s embeds on its v1.34 line
+# The oldest Go that builds all of them: KWOK v0.8.0's go.mod says `go 1.26.0` (GOTOOLCHAIN is
+# local: the build never downloads another toolchain).
+MIN_GO = (1, 26)
 
 # k8s.io/kubernetes' go.mod replaces these with ./staging/src/...; each is published on its own.
-STAGING_MODULES = (
-    "api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider "
-    "cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api "
-    "cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms "
-    "kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics "
-    "mount-utils pod-security-admission sample-apiserver sample-cli-plugin sample-controller"
-).split()
+STAGING_MODULES = [
+    "api",
+    "apiextensions-apiserver",
+    "apimachinery",
+    "apiserver",
+    "cli-runtime",
+    "client-go",
+    "cloud-provider",
+    "cluster-bootstrap",
+    "code-generator",
+    "component-base",
+    "component-helpers",
+    "controller-manager",
+    "cri-api",
+    "cri-client",
+    "csi-translation-lib",
+    "dynamic-resource-allocation",
+    "endpointslice",
+    "externaljwt",
+    "kms",
+    "kube-aggregator",
+    "kube-controller-manager",
+    "kube-proxy",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "metrics",
+    "mount-utils",
+    "pod-security-admission",
+    "sample-apiserver",
+    "sample-cli-plugin",
+    "sample-controller",
+]
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 BINARIES = (*KUBE_COMMANDS, "etcd", "kwok", "helm-controller")
@@ -52,6 +82,21 @@ MARKER = ".piclusterops-complete"
 
 class KubeDistError(RuntimeError):
     """The control plane could not be built; the message says what to do."""
+
+
+def _min_go() -> str:
+    return ".".join(map(str, MIN_GO))
+
+
+def go_version() -> tuple[int, ...] | None:
+    """The (major, minor) of the `go` on PATH, or None without one."""
+    if shutil.which("go") is None:
+        return None
+    said = subprocess.run(
+        ["go", "env", "GOVERSION"], capture_output=True, text=True, check=False
+    ).stdout
+    match = re.match(r"go(\d+)\.(\d+)", said.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def bin_dir() -> Path:
@@ -156,37 +201,36 @@ def _run(argv: list[str], *, cwd: Path, env: dict[str, str], log) -> None:
     if result.returncode != 0:
         raise KubeDistError(
             f"`{' '.join(argv)}` failed (exit {result.returncode}); see {log.name}. The Go module "
-            "proxy must be reachable and `go` (1.24 or newer) on PATH."
+            f"proxy must be reachable and `go` ({_min_go()} or newer) on PATH."
         )
+
+
+def version_queries() -> dict[str, tuple[list[str], str]]:
+    """Per binary: its version query and a regex for the line it must answer (as each really
+    prints it)."""
+    kubernetes = rf"Kubernetes {re.escape(KUBERNETES_VERSION)}$"
+    return {
+        "kube-apiserver": (["--version"], kubernetes),
+        "kube-controller-manager": (["--version"], kubernetes),
+        "kube-scheduler": (["--version"], kubernetes),
+        "kubectl": (["version", "--client"], rf"Client Version: {re.escape(KUBERNETES_VERSION)}$"),
+        "etcd": (["--version"], rf"etcd Version: {re.escape(ETCD_VERSION[1:])}$"),
+        # kwok version v0.8.0 go1.26.8 (linux/amd64)
+        "kwok": (["--version"], rf"kwok version {re.escape(KWOK_VERSION)} go"),
+        # cobra's template around the version the build sets: helm-controller version v0.17.7 (HEAD)
+        "helm-controller": (["--version"], rf"\S+ version {re.escape(HELM_CONTROLLER_VERSION)} \("),
+    }
 
 
 def _check_versions(directory: Path) -> None:
     """Each binary answers its version query with the pinned version, or the build is refused."""
-    expected = {
-        "kube-apiserver": ["--version"],
-        "kube-controller-manager": ["--version"],
-        "kube-scheduler": ["--version"],
-        "kubectl": ["version", "--client"],
-        "etcd": ["--version"],
-        "kwok": ["--version"],
-        "helm-controller": ["--version"],
-    }
-    pins = {
-        "kube-apiserver": KUBERNETES_VERSION,
-        "kube-controller-manager": KUBERNETES_VERSION,
-        "kube-scheduler": KUBERNETES_VERSION,
-        "kubectl": KUBERNETES_VERSION,
-        "etcd": ETCD_VERSION.lstrip("v"),
-        "kwok": KWOK_VERSION,
-        "helm-controller": HELM_CONTROLLER_VERSION,
-    }
-    for name, args in expected.items():
+    for name, (args, pattern) in version_queries().items():
         result = subprocess.run(
             [str(directory / name), *args], capture_output=True, text=True, timeout=30
         )
         said = result.stdout + result.stderr
-        if pins[name] not in said:
-            raise KubeDistError(f"{name} answered {said.strip()!r}, expected version {pins[name]}")
+        if not re.search(f"^{pattern}", said, re.MULTILINE):
+            raise KubeDistError(f"{name} answered {said.strip()!r}, expected /{pattern}/")
 
 
 def _build(target: Path, scratch: Path, log) -> None:
@@ -212,12 +256,18 @@ def _build(target: Path, scratch: Path, log) -> None:
         log=log,
     )
     install_env = dict(env, GOBIN=str(target), GOFLAGS="")
-    for module in (
-        f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}",
-        f"github.com/k3s-io/helm-controller@{HELM_CONTROLLER_VERSION}",
+    for module, ldflags in (
+        # KWOK reads its version from the module's build info: right as it is.
+        (f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}", "-s -w"),
+        # The helm-controller's comes from a variable its own Makefile sets (else v0.0.0-dev).
+        (
+            f"github.com/k3s-io/helm-controller@{HELM_CONTROLLER_VERSION}",
+            "-s -w -X github.com/k3s-io/helm-controller/pkg/version.Version="
+            + HELM_CONTROLLER_VERSION,
+        ),
     ):
         _run(
-            ["go", "install", "-trimpath", "-ldflags", "-s -w", module],
+            ["go", "install", "-trimpath", "-ldflags", ldflags, module],
             cwd=scratch,
             env=install_env,
             log=log,
@@ -229,10 +279,13 @@ def ensure() -> Path:
     directory = bin_dir()
     if is_complete(directory):
         return directory
-    if shutil.which("go") is None:
+    found = go_version()
+    if found is None or found < MIN_GO:
+        have = "no `go` on PATH" if found is None else f"found go {'.'.join(map(str, found))}"
         raise KubeDistError(
-            "the Go toolchain (1.24 or newer) is needed once to build the test control plane "
-            "from the Go module proxy: install it and run `scripts/bootstrap.sh test` again"
+            f"the Go toolchain ({_min_go()} or newer; {have}) is needed once to build the test "
+            "control plane from the Go module proxy: install it (https://go.dev/dl/) and run "
+            "`scripts/bootstrap.sh test` again"
         )
     directory.parent.mkdir(parents=True, exist_ok=True)
     lock_path = directory.parent / ".lock"
@@ -240,7 +293,14 @@ def ensure() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second pytest or bootstrap waits, then reuses
         if is_complete(directory):
             return directory
-        scratch = Path(tempfile.mkdtemp(prefix="go-", dir=directory.parent))
+        keep = os.environ.get("PICLUSTER_KEEP_GO_CACHE") == "1"
+        # Kept caches live at one fixed place, so the next build starts warm from them.
+        scratch = directory.parent / "go-cache"
+        if keep:
+            scratch.mkdir(exist_ok=True)
+            shutil.rmtree(scratch / "wrapper", ignore_errors=True)
+        else:
+            scratch = Path(tempfile.mkdtemp(prefix="go-", dir=directory.parent))
         staging = directory.parent / "bin.partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
@@ -254,7 +314,7 @@ def ensure() -> Path:
             shutil.rmtree(directory, ignore_errors=True)
             staging.rename(directory)
         finally:
-            if os.environ.get("PICLUSTER_KEEP_GO_CACHE") != "1":
+            if not keep:
                 with contextlib.suppress(OSError):
                     subprocess.run(["chmod", "-R", "u+w", str(scratch)], check=False)
                 shutil.rmtree(scratch, ignore_errors=True)

@@ -82,6 +82,7 @@ class ServiceProcess:
         stop_signal: int = signal.SIGTERM,
         stop_grace: float = 20.0,
         user: str | None = None,
+        die_with_parent: bool = True,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -91,6 +92,8 @@ class ServiceProcess:
         self.stop_signal = stop_signal
         self.stop_grace = stop_grace
         self.user = user
+        # False only for servers meant to outlive their starter (`make fake-cluster`).
+        self.die_with_parent = die_with_parent
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.ready_seconds: float | None = None
@@ -113,7 +116,7 @@ class ServiceProcess:
                 user=self.user,
                 group=self.user,
                 extra_groups=[] if self.user else None,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
         finally:
             log.close()

@@ -47,7 +47,7 @@ def test_plan_mode_shows_every_node_and_changes_nothing(tmp_path):
     assert "unknown (not contacted)" in plan
     assert prep["dagster/row_count"].value > 0
     server = _metadata(result, "k3s_server")["plan"].value
-    assert "releases/download/v1.33.5%2Bk3s1/k3s-arm64" in server and "pi-agent-1" not in server
+    assert "releases/download/v1.34.4%2Bk3s1/k3s-arm64" in server and "pi-agent-1" not in server
     agents = _metadata(result, "k3s_agents")["plan"].value
     assert "pi-server" not in agents and "k3s-agent.service" in agents
     assert not (tmp_path / "kubeconfig").exists()

@@ -30,7 +30,7 @@ def test_example_inventory_is_the_platform_plan():
         "192.168.0.200",
         "192.168.0.250",
     )
-    assert inv.k3s.cluster_init and inv.k3s.version == "v1.33.5+k3s1"
+    assert inv.k3s.cluster_init and inv.k3s.version == "v1.34.4+k3s1"
     # Relative and ~ paths become absolute.
     assert Path(inv.ssh.known_hosts_path).is_absolute()
 

@@ -243,16 +243,16 @@ def test_k3s_server_install_plan_never_shows_the_token():
     assert "ExecStart=/usr/local/bin/k3s server" in changes[2].commands[0].stdin.decode()
     install = [c.shell for c in changes[3].commands]
     assert install == [
-        "sudo -n -- install -d -m 0755 /usr/local/lib/picluster/k3s/v1.33.5+k3s1",
+        "sudo -n -- install -d -m 0755 /usr/local/lib/picluster/k3s/v1.34.4+k3s1",
         "sudo -n -- curl -sfL --retry 3 -o "
-        "/usr/local/lib/picluster/k3s/v1.33.5+k3s1/k3s-arm64 "
-        "https://github.com/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/k3s-arm64",
+        "/usr/local/lib/picluster/k3s/v1.34.4+k3s1/k3s-arm64 "
+        "https://github.com/k3s-io/k3s/releases/download/v1.34.4%2Bk3s1/k3s-arm64",
         "sudo -n -- curl -sfL --retry 3 -o "
-        "/usr/local/lib/picluster/k3s/v1.33.5+k3s1/sha256sum-arm64.txt "
-        "https://github.com/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/sha256sum-arm64.txt",
+        "/usr/local/lib/picluster/k3s/v1.34.4+k3s1/sha256sum-arm64.txt "
+        "https://github.com/k3s-io/k3s/releases/download/v1.34.4%2Bk3s1/sha256sum-arm64.txt",
         'sudo -n -- sh -c \'cd "$1" && grep " k3s-arm64$" sha256sum-arm64.txt | '
-        "sha256sum -c -' picluster-k3s-verify /usr/local/lib/picluster/k3s/v1.33.5+k3s1",
-        "sudo -n -- install -m 0755 /usr/local/lib/picluster/k3s/v1.33.5+k3s1/k3s-arm64 "
+        "sha256sum -c -' picluster-k3s-verify /usr/local/lib/picluster/k3s/v1.34.4+k3s1",
+        "sudo -n -- install -m 0755 /usr/local/lib/picluster/k3s/v1.34.4+k3s1/k3s-arm64 "
         "/usr/local/bin/k3s",
     ]
 
@@ -298,7 +298,7 @@ def test_k3s_agent_joins_the_server():
 def test_k3s_converged_and_drift():
     server = INV.node("pi-server")
     done = k3s_facts(
-        k3s_version="v1.33.5+k3s1",
+        k3s_version="v1.34.4+k3s1",
         k3s_token_file="same",
         k3s_config=P.desired_k3s_config(INV, server),
         k3s_unit_file=P.desired_k3s_unit(server),

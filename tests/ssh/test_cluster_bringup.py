@@ -3,7 +3,9 @@
 The platform assets run exactly as in the UI (`dg.materialize`, plan mode by default, `apply`
 through the launch config) against four real OpenSSH servers on 127.0.0.11-14 whose nodes are
 fake Raspberry Pis (tests/fake_pi). What changes on a node is read back from the fake node's
-own state and its log of the commands it was asked to run.
+own state and its log of the commands it was asked to run. The fake Pis are the nodes of the
+session's real Kubernetes control plane (tests/harness/kube.py): once their k3s runs, the
+`cluster_ready` check asks that API server, through the kubeconfig the asset fetched.
 """
 
 from pathlib import Path
@@ -11,12 +13,19 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_assets.assets import PLATFORM_ASSETS, InventoryFile, K3sToken, apply_run_config
+from platform_assets.assets import (
+    PLATFORM_ASSETS,
+    InventoryFile,
+    K3sToken,
+    apply_run_config,
+    cluster_ready,
+)
 from platform_assets.inventory import load_inventory
 from resources.kubernetes import KubernetesResource
 from resources.ssh import SshResource
 from tests.fake_pi.cluster import DEFAULT_NODES, NO_SUDO_USER, FakeCluster, FakeNodeSpec
 from tests.fake_pi.fixtures import targets_for
+from tests.harness.kube import wait_until
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -64,6 +73,20 @@ def checks(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], bool]:
         (c.asset_key.to_user_string(), c.check_name): c.passed
         for c in result.get_asset_check_evaluations()
     }
+
+
+def cluster_ready_check(res: dict) -> dg.AssetCheckEvaluation:
+    result = dg.materialize(
+        [dg.AssetSpec("kubeconfig"), cluster_ready],
+        selection=dg.AssetSelection.checks(cluster_ready),
+        resources={k: res[k] for k in ("inventory_file", "kubernetes")},
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def ready_nodes(kube: KubernetesResource) -> set[str]:
+    return {s.name for s in kube.node_statuses() if s.ready and s.name in NODES}
 
 
 def all_log_text(result: dg.ExecuteInProcessResult) -> str:
@@ -120,6 +143,26 @@ def test_plan_then_apply_on_four_nodes_then_a_second_apply_changes_nothing(
     for node in NODES:
         assert all(TOKEN not in " ".join(argv) for argv in cluster.commands(node))
 
+    # The fake Pis are Ready nodes of the real API server, reached as the platform reaches it:
+    # the fetched kubeconfig, https://<server node>:6443.
+    kube = res["kubernetes"]
+    wait_until(lambda: ready_nodes(kube) == set(NODES), 30, "all four fake Pis Ready")
+    evaluation = cluster_ready_check(res)
+    assert evaluation.passed, evaluation.description
+    assert evaluation.metadata["ready"].value == 4
+    inv = load_inventory(cluster.inventory_path)
+    for node in inv.nodes:
+        registered = kube.get("v1", "Node", node.name)
+        labels = registered["metadata"]["labels"]
+        assert labels["kubernetes.io/arch"] == "arm64" and labels["kubernetes.io/os"] == "linux"
+        assert node.labels.items() <= labels.items()
+        info = registered["status"]["nodeInfo"]
+        assert info["kubeletVersion"] == inv.k3s.version
+        addresses = {a["type"]: a["address"] for a in registered["status"]["addresses"]}
+        assert addresses["InternalIP"] == node.address
+    server_roles = kube.get("v1", "Node", "pi-server")["metadata"]["labels"]
+    assert server_roles["node-role.kubernetes.io/control-plane"] == "true"
+
     # 3. A second apply finds nothing to do and asks no node to change anything.
     marks = {node: len(cluster.commands(node)) for node in NODES}
     again = dg.materialize(PLATFORM_ASSETS, resources=res, run_config=apply_run_config())
@@ -131,6 +174,27 @@ def test_plan_then_apply_on_four_nodes_then_a_second_apply_changes_nothing(
     for node in NODES:
         assert changes_asked(cluster, node, marks[node]) == []
         assert cluster.state(node)["reboots"] == 1
+
+    # 4. A reboot takes a node's k3s down and back: NotReady, then Ready again.
+    with res["ssh"].open(targets_for(cluster)) as sessions:
+        sessions.run("pi-agent-1", ["reboot"], sudo=True, check=False)
+    seen = set()
+
+    def back_after_not_ready() -> bool:
+        ready = "pi-agent-1" in ready_nodes(kube)
+        seen.add(ready)
+        return ready and False in seen
+
+    wait_until(back_after_not_ready, 30, "pi-agent-1 NotReady during its reboot, then Ready", 0.05)
+
+    # 5. A node powered off stays NotReady; the check names it.
+    cluster.stop_node("pi-agent-3")
+    wait_until(lambda: "pi-agent-3" not in ready_nodes(kube), 30, "pi-agent-3 NotReady")
+    evaluation = cluster_ready_check(res)
+    assert not evaluation.passed
+    assert evaluation.description == "not Ready: pi-agent-3"
+    assert "| pi-agent-3 | NotReady: KubeletNotReady |" in evaluation.metadata["nodes"].value
+    cluster.restart_all()
 
 
 def test_a_node_that_is_down_fails_alone_and_is_named(fresh_cluster: FakeCluster, tmp_path):
