@@ -39,7 +39,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         resources=platform_resources(
             settings.inventory_path,
             ssh_resource(inv),
-            kubeconfig_path=settings.kubeconfig_path or (settings.home / "kubeconfig"),
+            kubeconfig_path=settings.kubeconfig_for_resource,
             token=token,
             allow_remote_nodes=settings.is_cluster,
         ),

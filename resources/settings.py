@@ -19,6 +19,10 @@ from urllib.parse import quote
 PREFIX = "PICLUSTER_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("local", "cluster")
+# Where the kubelet mounts a pod's ServiceAccount token (every pod, unless the pod opts out).
+SERVICEACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# Who runs the schedules and sensors: the laptop until the hand-over, then the cluster's Dagster.
+OWNERS = ("laptop", "cluster")
 
 
 class SettingsError(ValueError):
@@ -78,10 +82,20 @@ class Settings:
     trino: TrinoSettings | None = None
     postgres: PostgresSettings | None = None
     kubeconfig_path: Path | None = None
+    # In a pod with no PICLUSTER_KUBECONFIG: the pod's ServiceAccount authenticates (no file).
+    kube_in_cluster: bool = False
+    automation_owner: str = "laptop"
 
     @property
     def is_cluster(self) -> bool:
         return self.profile == "cluster"
+
+    @property
+    def kubeconfig_for_resource(self) -> str:
+        """What KubernetesResource.kubeconfig_path gets: "" means the pod's ServiceAccount."""
+        if self.kube_in_cluster:
+            return ""
+        return str(self.kubeconfig_path or (self.home / "kubeconfig"))
 
 
 class _Reader:
@@ -183,10 +197,46 @@ class _Reader:
         return path if path.is_absolute() else (PROJECT_ROOT / path)
 
 
+def running_in_pod(environ: Mapping[str, str] | None = None) -> bool:
+    """True in a Kubernetes pod: the kubelet sets KUBERNETES_SERVICE_HOST in every container."""
+    environ = os.environ if environ is None else environ
+    return bool(environ.get("KUBERNETES_SERVICE_HOST", "").strip())
+
+
+def automation_owner(environ: Mapping[str, str] | None = None) -> str:
+    """`PICLUSTER_SCHEDULES_OWNER`: which Dagster runs the schedules and sensors."""
+    return _Reader(os.environ if environ is None else environ).choice(
+        "SCHEDULES_OWNER", OWNERS, "laptop"
+    )
+
+
+def this_deployment(environ: Mapping[str, str] | None = None) -> str:
+    """`cluster` for the Dagster running in the cluster's pods, `laptop` for any other."""
+    return "cluster" if running_in_pod(environ) else "laptop"
+
+
+def owns_automation(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this deployment's schedules and sensors run by default (one owner for each)."""
+    return automation_owner(environ) == this_deployment(environ)
+
+
+def _kube_in_cluster(read: _Reader) -> bool:
+    if read.raw("KUBECONFIG") is not None or not running_in_pod(read.environ):
+        return False
+    if not (SERVICEACCOUNT_DIR / "token").is_file():
+        raise SettingsError(
+            f"PICLUSTER_KUBECONFIG is not set and this pod has no ServiceAccount token at "
+            f"{SERVICEACCOUNT_DIR}/token; set automountServiceAccountToken (the dagster "
+            "release does) or point PICLUSTER_KUBECONFIG at a kubeconfig file."
+        )
+    return True
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Reads and validates every `PICLUSTER_*` setting for the active profile."""
     read = _Reader(os.environ if environ is None else environ)
     profile = read.choice("PROFILE", PROFILES, "local")
+    owner = automation_owner(read.environ)
     home = read.path("HOME", PROJECT_ROOT / ".picluster")
     default_inventory = "inventory.yaml" if profile == "cluster" else "inventory.example.yaml"
     common = dict(
@@ -197,6 +247,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         object_store_root=read.path("OBJECT_STORE_ROOT", home / "object-store"),
         duckdb_path=read.path("DUCKDB_PATH", home / "warehouse.duckdb"),
         ledger_sqlite_path=read.path("LEDGER_SQLITE_PATH", home / "ledger.sqlite"),
+        automation_owner=owner,
     )
     if profile == "local":
         return Settings(**common)
@@ -230,4 +281,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trino=trino,
         postgres=postgres,
         kubeconfig_path=read.path("KUBECONFIG", home / "kubeconfig"),
+        kube_in_cluster=_kube_in_cluster(read),
     )

@@ -34,6 +34,7 @@ from data_assets.landing import LIST_PAGE, pages, register_new
 from data_assets.layout import LANDING_PREFIX
 from resources.ledger import Batch, Ledger, LedgerStore
 from resources.object_store import ObjectStore
+from sensors.ownership import sensor_status
 
 MAX_BATCH_OBJECTS = 200  # objects per run: a few minutes of curation on a Pi
 MAX_RUNS_PER_TICK = 20
@@ -282,7 +283,7 @@ def run_request(batch: Batch) -> dg.RunRequest:
     name="landing_files",
     job=curate_landing_batch,
     minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=sensor_status(),
     description="Hands new objects under landing/ to the ingestion ledger and starts one "
     "curation run per batch (at most 200 objects, one day).",
 )

@@ -68,3 +68,66 @@ def test_secret_values_are_never_kept_in_settings():
     text = repr(settings)
     assert "s3cr3t-value-never-shown" not in text
     assert "pg-secret-value-never-shown" not in text
+
+
+# --- in a pod: the ServiceAccount, and who owns the schedules and sensors ----------------------
+
+IN_POD = {**CLUSTER, "KUBERNETES_SERVICE_HOST": "10.43.0.1"}
+
+
+def test_in_a_pod_without_a_kubeconfig_the_serviceaccount_authenticates(tmp_path, monkeypatch):
+    import resources.settings as settings_module
+
+    (tmp_path / "token").write_text("a-token-file-the-test-wrote")
+    monkeypatch.setattr(settings_module, "SERVICEACCOUNT_DIR", tmp_path)
+    settings = load_settings(IN_POD)
+    assert settings.kube_in_cluster is True
+    assert settings.kubeconfig_for_resource == ""
+
+
+def test_a_kubeconfig_setting_wins_even_in_a_pod(tmp_path, monkeypatch):
+    import resources.settings as settings_module
+
+    (tmp_path / "token").write_text("a-token-file-the-test-wrote")
+    monkeypatch.setattr(settings_module, "SERVICEACCOUNT_DIR", tmp_path)
+    settings = load_settings({**IN_POD, "PICLUSTER_KUBECONFIG": str(tmp_path / "kc")})
+    assert settings.kubeconfig_for_resource == str(tmp_path / "kc")
+
+
+def test_off_a_pod_the_kubeconfig_file_under_home_is_used(tmp_path):
+    settings = load_settings({**CLUSTER, "PICLUSTER_HOME": str(tmp_path)})
+    assert settings.kube_in_cluster is False
+    assert settings.kubeconfig_for_resource == str(tmp_path / "kubeconfig")
+
+
+def test_a_pod_without_a_serviceaccount_token_is_refused_by_name(tmp_path, monkeypatch):
+    import resources.settings as settings_module
+
+    monkeypatch.setattr(settings_module, "SERVICEACCOUNT_DIR", tmp_path / "absent")
+    with pytest.raises(SettingsError, match="PICLUSTER_KUBECONFIG.*ServiceAccount token"):
+        load_settings(IN_POD)
+
+
+@pytest.mark.parametrize(
+    ("owner", "in_pod", "runs_here"),
+    [
+        (None, False, True),  # before the hand-over: the laptop
+        (None, True, False),
+        ("laptop", False, True),
+        ("cluster", False, False),
+        ("cluster", True, True),
+        ("laptop", True, False),
+    ],
+)
+def test_one_owner_runs_the_schedules_and_sensors(owner, in_pod, runs_here):
+    from resources.settings import owns_automation
+
+    environ = {"PICLUSTER_SCHEDULES_OWNER": owner} if owner else {}
+    if in_pod:
+        environ["KUBERNETES_SERVICE_HOST"] = "10.43.0.1"
+    assert owns_automation(environ) is runs_here
+
+
+def test_a_wrong_owner_names_the_variable():
+    with pytest.raises(SettingsError, match="PICLUSTER_SCHEDULES_OWNER.*laptop, cluster"):
+        load_settings({"PICLUSTER_SCHEDULES_OWNER": "both"})

@@ -62,7 +62,7 @@ PG_JDBC_URL = (
 )
 PG_JDBC_SHA256 = "2a32a9dcbc42d67a50ad3a0de5efd102c8d2be46720045f2cbd6689f160ab7c7"
 
-BUCKETS = ("landing", "warehouse", "quarantine", "backups")
+BUCKETS = ("landing", "warehouse", "quarantine", "backups", "compute-logs")
 # Who gets which S3 access (SeaweedFS identities; actions scoped to buckets): each purpose has
 # its own key pair, so a leaked device key can only write uploads.
 S3_PURPOSES = {
@@ -79,6 +79,8 @@ S3_PURPOSES = {
     ),
     "query": ("Read:warehouse", "Write:warehouse", "List:warehouse"),
     "backups": ("Read:backups", "Write:backups", "List:backups"),
+    # Dagster's S3ComputeLogManager (the dagster release): run logs after the pod is gone.
+    "compute-logs": ("Read:compute-logs", "Write:compute-logs", "List:compute-logs"),
 }
 S3_PORT = 8333
 S3_ENDPOINT = f"http://seaweedfs.storage.svc:{S3_PORT}"
@@ -824,6 +826,18 @@ def trino(inv: Inventory) -> Release:
     )
 
 
+# --- dagster (platform_assets/releases/dagster.py) ---------------------------------------------
+
+
+def dagster(inv: Inventory) -> Release:
+    from platform_assets.releases import dagster as dagster_release
+
+    others = [build(inv) for build in RELEASE_BUILDERS if build is not dagster]
+    return dagster_release.dagster(
+        inv, s3_endpoint=S3_ENDPOINT, pg_host=PG_SERVICE, other_releases=others
+    )
+
+
 RELEASE_BUILDERS = (
     metallb,
     cert_manager,
@@ -832,6 +846,7 @@ RELEASE_BUILDERS = (
     object_store,
     metastore,
     trino,
+    dagster,
 )
 RELEASE_NAMES = tuple(b.__name__ for b in RELEASE_BUILDERS)
 
@@ -855,17 +870,6 @@ def _w(kind, name, request, limit, selector=None, replicas=1) -> Workload:
 # not measured on a Pi): in the plan now so the whole catalogue's fit is known before any of them
 # is built. Each one moves into RELEASE_BUILDERS when its issue lands.
 PLANNED = (
-    PlannedRelease(
-        "dagster",
-        "dagster",
-        (
-            _w("Deployment", "dagster-webserver", 512, 1024, DAGSTER_NODE),
-            _w("Deployment", "dagster-daemon", 512, 1024, DAGSTER_NODE),
-            _w("Deployment", "dagster-code-location", 512, 1024, DAGSTER_NODE),
-            _w("Job", "dagster-run", 1024, 2048, DAGSTER_NODE),
-        ),
-        "OSO production figures, scaled down (issue 10)",
-    ),
     PlannedRelease(
         "monitoring",
         "monitoring",

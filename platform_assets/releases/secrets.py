@@ -49,6 +49,21 @@ def _decoded(live: dict) -> dict:
     return {k: base64.b64decode(v).decode() for k, v in (live.get("data") or {}).items()}
 
 
+def _derived(kube, secret: GeneratedSecret) -> dict:
+    namespace, _, name = secret.derived_from.partition("/")
+    source = kube.get("v1", "Secret", name, namespace)
+    if source is None:
+        raise RuntimeError(
+            f"Secret {secret.derived_from}, which {secret.namespace}/{secret.name} is derived "
+            "from, does not exist; apply the release that generates it first"
+        )
+    values = _decoded(source)
+    missing = sorted(src for _, src in secret.key_map if src not in values)
+    if missing:
+        raise RuntimeError(f"Secret {secret.derived_from} lacks the keys {missing}")
+    return {key: values[src] for key, src in secret.key_map}
+
+
 def ensure_secrets(kube, release: Release, s3_config: Callable[[dict], str]) -> list[str]:
     """Creates what is missing, refreshes the derived copies; returns one line per Secret
     (`namespace/name: created|kept|derived`), never a value.
@@ -59,6 +74,13 @@ def ensure_secrets(kube, release: Release, s3_config: Callable[[dict], str]) -> 
     values: dict[str, dict] = {}
     for secret in release.secrets:
         if secret.name == S3_CONFIG_SECRET:
+            continue
+        if secret.derived_from:
+            data = _derived(kube, secret)
+            kube.apply(
+                _manifest(release, secret, secret.namespace, data), field_manager=FIELD_MANAGER
+            )
+            report.append(f"{secret.namespace}/{secret.name}: derived from {secret.derived_from}")
             continue
         live = kube.get("v1", "Secret", secret.name, secret.namespace)
         if live is None:

@@ -140,6 +140,10 @@ class GeneratedSecret:
     type: str = "Opaque"
     username: str = ""
     copies: tuple[str, ...] = ()  # further namespaces holding the same values
+    # Derived instead of random: "namespace/name" of another release's generated Secret, and
+    # (key here, key there) pairs, for charts that want the same value under their own key.
+    derived_from: str = ""
+    key_map: tuple[tuple[str, str], ...] = ()
 
     @property
     def namespaces(self) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ CURATED = ["curated_sensor_readings"]
 # The local profile's mock uploads write to the object store too.
 # The nightly dumps read PostgreSQL and land in the object store; the mirror and retention follow.
 BACKUPS = ["backup_retention", "object_store_mirror", "postgres_dump"]
+DATA_ON_POSTGRES = [*CURATED, *WAREHOUSE, *BACKUPS]
 EVERY_DATA_ASSET = [*CURATED, "mock_sensor_uploads", *WAREHOUSE, *BACKUPS]
 
 
@@ -41,13 +42,22 @@ def names(keys):
 
 # (what goes down, releases it takes down, data assets it takes down)
 CASES = [
-    # Only releases that may run anywhere are on the server: one lost node strands none.
-    (["node", "pi-server"], [], []),
+    # Besides releases that may run anywhere, the server holds Dagster's run pods (the
+    # capacity plan counts them where they prefer to run).
+    (["node", "pi-server"], ["dagster"], []),
     (["node", "pi-agent-1"], ["metastore", "trino"], WAREHOUSE),
-    (["node", "pi-agent-2"], ["metastore", "postgres", "trino"], CURATED + WAREHOUSE + BACKUPS),
-    (["node", "pi-agent-3"], ["metastore", "object_store", "trino"], EVERY_DATA_ASSET),
-    (["postgres_operator"], ["metastore", "postgres", "trino"], CURATED + WAREHOUSE + BACKUPS),
-    (["metallb"], ["metastore", "object_store", "trino"], EVERY_DATA_ASSET),
+    (
+        ["node", "pi-agent-2"],
+        ["dagster", "metastore", "postgres", "trino"],
+        CURATED + WAREHOUSE + BACKUPS,
+    ),
+    (["node", "pi-agent-3"], ["dagster", "metastore", "object_store", "trino"], EVERY_DATA_ASSET),
+    (
+        ["postgres_operator"],
+        ["dagster", "metastore", "postgres", "trino"],
+        CURATED + WAREHOUSE + BACKUPS,
+    ),
+    (["metallb"], ["dagster", "metastore", "object_store", "trino"], EVERY_DATA_ASSET),
     (["trino"], [], WAREHOUSE),
     (["cert_manager"], [], []),
 ]
@@ -106,7 +116,7 @@ def test_the_cli_answers_for_a_node(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[:2] == [
         "pi-agent-2 down takes down:",
-        "- releases down: metastore, postgres, trino",
+        "- releases down: dagster, metastore, postgres, trino",
     ]
 
 

@@ -31,10 +31,12 @@ def test_the_example_fits_with_20_percent_free_everywhere():
     assert p.fits, p.problems()
     # (node, reserved for OS + K3s, limits placed there)
     assert [(n.node, n.reserved_mib, n.limit_mib) for n in p.nodes] == [
-        ("pi-server", 512 + 1600, 1184),
+        # Dagster's run pods prefer the server: two at a time.
+        ("pi-server", 512 + 1600, 1184 + 2 * 1536),
         ("pi-agent-1", 512 + 300, 1184 + 1024 + 3072),
         ("pi-agent-2", 512 + 300, 1184 + 1024 + 3072),
-        ("pi-agent-3", 512 + 300, 1184 + 1536 + 128),
+        # Dagster: webserver and read-only webserver, daemon, code location.
+        ("pi-agent-3", 512 + 300, 1184 + 1536 + 128 + 640 + 640 + 512 + 768),
     ]
 
 
@@ -100,7 +102,7 @@ def test_the_whole_catalogue_with_later_releases_does_not_fit_the_example():
     p = plan(inventory(), planned=True)
     assert {line.split(":")[0] for line in p.problems()} == {"pi-server", "pi-agent-3"}
     planned = [pl for pl in p.node("pi-agent-3").placed if pl.planned]
-    assert {pl.release for pl in planned} >= {"dagster", "notebooks", "nifi"}
+    assert {pl.release for pl in planned} >= {"notebooks", "nifi"}
 
 
 def test_markdown_shows_the_table():
