@@ -364,16 +364,20 @@ class S3ObjectStore(ObjectStore):
         return f"s3://{self.bucket}/{prefix}"
 
 
+def s3_object_store(s3: Any) -> "S3ObjectStore":
+    """An S3 store for `S3Settings`; its keys reach it only through `dg.EnvVar`."""
+    return S3ObjectStore(
+        endpoint=s3.endpoint,
+        access_key=dg.EnvVar(s3.access_key_var),
+        secret_key=dg.EnvVar(s3.secret_key_var),
+        bucket=s3.bucket,
+        secure=s3.secure,
+        region=s3.region,
+    )
+
+
 def object_store_for(settings: Any) -> ObjectStore:
     """The object store of the active profile; secrets reach it only through `dg.EnvVar`."""
     if settings.is_cluster:
-        s3 = settings.s3
-        return S3ObjectStore(
-            endpoint=s3.endpoint,
-            access_key=dg.EnvVar(s3.access_key_var),
-            secret_key=dg.EnvVar(s3.secret_key_var),
-            bucket=s3.bucket,
-            secure=s3.secure,
-            region=s3.region,
-        )
+        return s3_object_store(settings.s3)
     return LocalObjectStore(root=str(settings.object_store_root))

@@ -7,7 +7,7 @@ import dagster as dg
 from platform_assets.backups.postgres import PlatformPostgres
 from platform_assets.backups.sealing import BackupKey
 from platform_assets.backups.settings import BackupSettings
-from resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
+from resources.object_store import LocalObjectStore, ObjectStore, s3_object_store
 
 
 class BackupKeyResource(dg.ConfigurableResource):
@@ -34,15 +34,7 @@ def backup_resources(backup: BackupSettings) -> dict[str, object]:
     )
     mirror: ObjectStore
     if backup.mirror_s3 is not None:
-        s3 = backup.mirror_s3
-        mirror = S3ObjectStore(
-            endpoint=s3.endpoint,
-            access_key=dg.EnvVar(s3.access_key_var),
-            secret_key=dg.EnvVar(s3.secret_key_var),
-            bucket=s3.bucket,
-            secure=s3.secure,
-            region=s3.region,
-        )
+        mirror = s3_object_store(backup.mirror_s3)
     else:
         mirror = LocalObjectStore(root=str(backup.mirror_root))
     pg = backup.postgres
