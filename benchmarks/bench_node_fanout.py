@@ -149,13 +149,21 @@ def measure(samples: int = SAMPLES) -> dict[str, float]:
     from platform_assets.resources import InventoryFile, K3sToken, ssh_resource
     from resources.kubernetes import KubernetesResource
     from tests.fake_pi.cluster import FakeCluster
+    from tests.harness.kube import start_control_plane
 
     keys = ("cli", "openssh", "python", "load", "apply", "reapply", "one", "four", "serial")
     out: dict[str, list[float]] = {k: [] for k in keys}
     counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fake-cluster-") as tmp:
+        # The fake Pis as nodes of the test control plane, as `make fake-cluster` runs them:
+        # the re-apply's cluster_ready check then asks a real API server, as on a real cluster.
+        plane, _ = start_control_plane(Path(tmp) / "control-plane", Path(tmp) / "logs")
         cluster = FakeCluster(
-            Path(tmp) / "cluster", port=None, reboot_delay_s=0.5, die_with_parent=True
+            Path(tmp) / "cluster",
+            port=None,
+            reboot_delay_s=0.5,
+            die_with_parent=True,
+            control_plane=plane,
         )
         cluster.up()
         try:
@@ -192,6 +200,7 @@ def measure(samples: int = SAMPLES) -> dict[str, float]:
                 out["serial"].append(_node_prep(cluster.inventory_path, names, 1))
         finally:
             cluster.down()
+            plane.stop()
     medians = {k: statistics.median(v) for k, v in out.items()}
     medians["commands"] = sum(counts.values()) / max(len(counts), 1)
     return medians
