@@ -137,10 +137,8 @@ class KubeControlPlane:
             proc.stop()
 
 
-def _tls_get(port: int, path: str, pki: Pki, client: CertPair, timeout: float = 2.0) -> str:
-    context = ssl.create_default_context(cafile=str(pki.ca_cert))
-    context.load_cert_chain(str(client.cert), str(client.key))
-    conn = http.client.HTTPSConnection(LOOPBACK, port, context=context, timeout=timeout)
+def _get(conn: http.client.HTTPConnection, path: str) -> str:
+    """GET `path` on `conn` (closed after), the body when the answer is 200."""
     try:
         conn.request("GET", path)
         response = conn.getresponse()
@@ -150,6 +148,12 @@ def _tls_get(port: int, path: str, pki: Pki, client: CertPair, timeout: float = 
     if response.status != 200:
         raise RuntimeError(f"GET {path}: {response.status} {body[:200]}")
     return body
+
+
+def _tls_get(port: int, path: str, pki: Pki, client: CertPair, timeout: float = 2.0) -> str:
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.load_cert_chain(str(client.cert), str(client.key))
+    return _get(http.client.HTTPSConnection(LOOPBACK, port, context=context, timeout=timeout), path)
 
 
 def _insecure_get(port: int, path: str, timeout: float = 2.0) -> str:
@@ -157,29 +161,11 @@ def _insecure_get(port: int, path: str, timeout: float = 2.0) -> str:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection(LOOPBACK, port, context=context, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read().decode(errors="replace")
-    finally:
-        conn.close()
-    if response.status != 200:
-        raise RuntimeError(f"GET {path}: {response.status} {body[:200]}")
-    return body
+    return _get(http.client.HTTPSConnection(LOOPBACK, port, context=context, timeout=timeout), path)
 
 
 def _http_get(port: int, path: str, timeout: float = 2.0) -> str:
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read().decode(errors="replace")
-    finally:
-        conn.close()
-    if response.status != 200:
-        raise RuntimeError(f"GET {path}: {response.status} {body[:200]}")
-    return body
+    return _get(http.client.HTTPConnection(LOOPBACK, port, timeout=timeout), path)
 
 
 def _component_kubeconfig(workdir: Path, pki: Pki, port: int, stem: str, user: str, *groups):
