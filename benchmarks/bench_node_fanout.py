@@ -148,13 +148,13 @@ def measure(samples: int = SAMPLES) -> dict[str, float]:
     from platform_assets.inventory import load_inventory
     from platform_assets.resources import InventoryFile, K3sToken, ssh_resource
     from resources.kubernetes import KubernetesResource
-    from tests.fake_pi.cluster import FakeCluster
+    from tests.fake_pi.cluster import FakeCluster, machine_lock
     from tests.harness.kube import start_control_plane
 
     keys = ("cli", "openssh", "python", "load", "apply", "reapply", "one", "four", "serial")
     out: dict[str, list[float]] = {k: [] for k in keys}
     counts: dict[str, int] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-fake-cluster-") as tmp:
+    with machine_lock(), tempfile.TemporaryDirectory(prefix="bench-fake-cluster-") as tmp:
         # The fake Pis as nodes of the test control plane, as `make fake-cluster` runs them:
         # the re-apply's cluster_ready check then asks a real API server, as on a real cluster.
         plane, _ = start_control_plane(Path(tmp) / "control-plane", Path(tmp) / "logs")

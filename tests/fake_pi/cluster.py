@@ -12,6 +12,7 @@ Needs root (mount namespaces), `unshare` (util-linux), `sshd` (openssh-server) a
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,24 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 2222
 ADMIN_USER = "piadmin"
 NO_SUDO_USER = "pinosudo"
+
+
+# The fake server forwards the fixed port 6443 of 127.0.0.11 (as K3s serves it), so only one
+# fake cluster with a control plane behind it can run on a machine at a time.
+MACHINE_LOCK = Path("/tmp/piclusterops-fake-cluster.lock")
+
+
+@contextlib.contextmanager
+def machine_lock() -> Iterator[None]:
+    """Holds the machine's fake-cluster lock; a second session waits here (saying so) instead of
+    failing to bind 127.0.0.11:6443 half-way through its tests."""
+    with MACHINE_LOCK.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another session's fake cluster ({MACHINE_LOCK})", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from resources.ssh import SshResource, SshTarget
-from tests.fake_pi.cluster import ADMIN_USER, FakeCluster, missing_prerequisites
+from tests.fake_pi.cluster import ADMIN_USER, FakeCluster, machine_lock, missing_prerequisites
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +33,12 @@ def fake_cluster(
         die_with_parent=True,
         control_plane=kube_control_plane,
     )
-    cluster.up()
-    try:
-        yield cluster
-    finally:
-        cluster.down()
+    with machine_lock():
+        cluster.up()
+        try:
+            yield cluster
+        finally:
+            cluster.down()
 
 
 @pytest.fixture
