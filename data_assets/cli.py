@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     expected = manifest["expected"]
     print(
         f"{args.day}: {len(manifest['files'])} files from {manifest['devices']} devices in "
-        f"{store.describe()} under landing/; manifest {manifest_key(args.day)}\n"
+        f"the landing bucket of {store.describe()}; manifest {manifest_key(args.day)}\n"
         f"expected after curation: {json.dumps(expected)}"
     )
     return 0

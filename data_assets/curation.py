@@ -9,10 +9,11 @@ objects and writes nothing twice:
 A reading already curated for the day by another batch (same device and time) is dropped and
 counted as a duplicate: the first batch to curate a reading keeps it.
 
-Write-audit-publish: both files are first written under `staging/`, the checks read them back
-together with what the day already holds, and only a batch that passes is copied to the keys
-above (which the warehouse tables read). A failed batch stays in `staging/` for inspection and
-is never visible to DuckDB or Trino. The caller must hold the day's lease (`curation_run.py`):
+Write-audit-publish: both files are first written under `_staging/` of their own bucket
+(`warehouse/_staging/...`, `quarantine/_staging/...`), the checks read them back together with
+what the day already holds, and only a batch that passes is copied, inside its bucket, to the
+keys above (which the warehouse tables read). A failed batch stays in `_staging/` for inspection
+and is never visible to DuckDB or Trino. The caller must hold the day's lease (`curation_run.py`):
 de-duplication reads the day and publishing writes it, and no other run may write in between.
 """
 
@@ -303,7 +304,7 @@ def curate_batch(
         # backslashreplace: a lone surrogate from a JSON line must not fail the whole batch.
         quarantine_bytes = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
 
-    # Write: only under staging/, which no table reads.
+    # Write: only under _staging/, which no table reads.
     outputs = ((curated_key, curated_bytes), (quarantine_key, quarantine_bytes))
     for key, data in outputs:
         if data is None:
@@ -320,15 +321,16 @@ def curate_batch(
     if not result.passed:
         result.staged_keys = [staged(key) for key, data in outputs if data is not None]
         return result
-    # Publish: the audited bytes under the keys the tables read; an empty output removes what a
-    # previous run of the batch published (its rows are now another batch's).
+    # Publish: the audited object itself, copied inside its bucket to the key the tables read;
+    # an empty output removes what a previous run of the batch published (its rows are now
+    # another batch's).
     if before_publish is not None:
         before_publish()
     for key, data in outputs:
         if data is None:
             store.delete(key)
         else:
-            store.put(key, data)
+            store.copy(staged(key), key)
         store.delete(staged(key))
     result.curated_key = curated_key if curated_bytes is not None else None
     result.quarantine_key = quarantine_key if quarantine_bytes is not None else None

@@ -23,7 +23,8 @@ from data_assets.layout import LANDING_PREFIX
 from data_assets.partitions import daily_partitions
 from resources.object_store import ObjectStore
 
-MANIFEST_PREFIX = "simulator/manifests/"
+# Beside the curated data, not in `landing`: the landing sensor would take it for an upload.
+MANIFEST_PREFIX = "warehouse/_simulator/manifests/"
 FORMATS = ("jsonl", "csv")
 CSV_HEADER = "device_id,reading_ts,temperature_c,humidity_pct,pressure_hpa"
 TIMESTAMP_FORMS = ("iso_utc", "iso_offset", "epoch_seconds")
@@ -370,10 +371,10 @@ def manifest_markdown(manifest: dict) -> str:
 def mock_sensor_uploads(
     context: dg.AssetExecutionContext, config: MockSensorConfig, object_store: ObjectStore
 ) -> dg.MaterializeResult:
-    """Simulated device uploads in `landing/<device>/<day>/` for the partition's day (JSON Lines
+    """Simulated device uploads in the `landing` bucket for the partition's day (JSON Lines
     and CSV, some gzipped, with injected faults), plus a manifest of every injected fault under
-    `simulator/manifests/`. Real devices write to the same prefix; this feeds the local demo and
-    CI."""
+    `warehouse/_simulator/manifests/`. Real devices write to the same bucket; this feeds the
+    local demo and CI."""
     day = context.partition_key
     simulated = simulate_day(
         day,

@@ -1,8 +1,17 @@
-"""The object store: a folder on the local profile, an S3-API bucket (MinIO SDK) on the cluster.
+"""The object store: a folder on the local profile, the S3-API buckets (MinIO SDK) on the cluster.
 
 Both backends offer the same small interface, in the shape of the S3 API the cluster speaks:
-`put`, `get`, `stat`, `list` (in key order, with `start_after`), `delete`, and `table_location`
-(the URI a warehouse reads a prefix from). Keys are `/`-separated, never start with `/`.
+`put`, `get`, `stat`, `list` (in key order, with `start_after`), `delete`, `copy` (within a
+bucket, server-side on S3) and `table_location` (the URI a warehouse reads a prefix from).
+
+A key is `<bucket>/<object key>`, the way S3's path-style addresses read: its first segment names
+one of the store's buckets by its role (`landing`, `warehouse`, `quarantine`, `backups`, the
+buckets the `object_store` release creates; `mirror` for the backups' off-cluster store), the
+rest is the object's key in that bucket. On S3 each role maps to the bucket of that name or the
+one its setting names (`PICLUSTER_S3_LANDING_BUCKET`, ...); in a folder each bucket is a
+directory of that name. A key naming no bucket of the store is refused, on both backends, so a
+wrong key fails on a laptop as it would on the cluster. Keys are `/`-separated, never start
+with `/`.
 
 The local etag is the MD5 of the content, like S3's etag of a single-part upload, so re-writing the
 same bytes is recognisably the same object on both backends.
@@ -50,6 +59,21 @@ def _key_for(name: str) -> str:
         return name
     except UnicodeEncodeError:
         return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+# The buckets the platform's code uses, by role; their default names on the cluster are the roles
+# (the `object_store` release creates them: platform_assets/releases/catalogue.py BUCKETS).
+PLATFORM_BUCKETS = ("landing", "warehouse", "quarantine", "backups")
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """`landing/2026-11-24/x.jsonl` -> (`landing`, `2026-11-24/x.jsonl`)."""
+    bucket, _, rest = key.partition("/")
+    return bucket, rest
+
+
+class UnknownBucket(ValueError):
+    """A key or prefix whose first segment names none of the store's buckets."""
 
 
 class ObjectStoreError(RuntimeError):
@@ -106,28 +130,52 @@ class ObjectStore(dg.ConfigurableResource, ABC):
         """Removes one object; deleting a missing key is not an error."""
 
     @abstractmethod
+    def copy(self, source: str, target: str) -> ObjectInfo:
+        """Copies one object to another key of the same bucket (S3: a server-side copy, the
+        bytes never leave the store); raises `ObjectNotFound` when `source` is absent."""
+
+    @abstractmethod
     def table_location(self, prefix: str) -> str:
         """Where a warehouse reads `prefix`: `s3://bucket/prefix` or an absolute folder path."""
 
     @abstractmethod
     def describe(self) -> str:
-        """A short name for messages (`folder /x/y` or `s3 bucket lake at host:port`)."""
+        """A short name for messages (`folder /x/y` or `s3 buckets landing, ... at host:port`)."""
+
+    @abstractmethod
+    def bucket_names(self) -> tuple[str, ...]:
+        """The roles of the buckets this store holds (the first segment of its keys)."""
+
+    def _bucket_of(self, key: str, what: str = "object key") -> tuple[str, str]:
+        bucket, rest = split_key(key)
+        if bucket not in self.bucket_names():
+            raise UnknownBucket(
+                f"{what} {key!r} names no bucket of {self.describe()}: a key starts with one "
+                f"of {', '.join(f'{b}/' for b in self.bucket_names())}"
+            )
+        return bucket, rest
 
 
 class LocalObjectStore(ObjectStore):
-    """A folder used as an object store: key `a/b.c` is the file `<root>/a/b.c`.
+    """A folder used as an object store: key `landing/b.c` is the file `<root>/landing/b.c`, one
+    directory per bucket.
 
     Writes go to a temporary file and are renamed into place, so a reader (or a listing) never
     sees half an object. Names starting with `.` are not objects (editors' and our temp files).
     """
 
     root: str
+    buckets: list[str] = list(PLATFORM_BUCKETS)
 
     _etag_cache: dict = PrivateAttr(default_factory=dict)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
+    def bucket_names(self) -> tuple[str, ...]:
+        return tuple(self.buckets)
+
     def _path(self, key: str) -> Path:
-        path = Path(self.root) / _check_key(key)
+        self._bucket_of(_check_key(key))
+        path = Path(self.root) / key
         if "\\x" in key and not path.exists():
             raw = _ESCAPED_BYTE.sub(lambda m: bytes([int(m[1], 16)]), key.encode())
             unescaped = Path(self.root) / os.fsdecode(raw)
@@ -201,6 +249,7 @@ class LocalObjectStore(ObjectStore):
         return self._info(key, path) if path.is_file() else None
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        self._bucket_of(prefix, "prefix")
         # Walk only the folder the prefix names, lazily, in S3's key order, skipping whole
         # folders before `start_after`: a paged listing of a large store reads only its page.
         base_dir = prefix.rpartition("/")[0]
@@ -247,40 +296,66 @@ class LocalObjectStore(ObjectStore):
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def copy(self, source: str, target: str) -> ObjectInfo:
+        if split_key(source)[0] != split_key(target)[0]:
+            raise ValueError(f"copy {source!r} to {target!r}: both keys must be in one bucket")
+        return self.put(target, self.get(source))
+
     def table_location(self, prefix: str) -> str:
+        self._bucket_of(prefix, "prefix")
         location = str((Path(self.root) / prefix).resolve())
         return location + "/" if prefix.endswith("/") else location
 
 
 class S3ObjectStore(ObjectStore):
-    """A bucket on any server speaking the S3 API (SeaweedFS on the cluster), via the MinIO SDK."""
+    """Buckets on any server speaking the S3 API (SeaweedFS on the cluster), via the MinIO SDK.
+
+    `buckets` maps each role (a key's first segment) to its bucket's name. The `backups` bucket
+    may have its own key pair (`backups_access_key`): the release's `backups` identity, which may
+    touch only that bucket; every other bucket uses `access_key`.
+    """
 
     endpoint: str  # host:port, no scheme
     access_key: str
     secret_key: str
-    bucket: str
+    buckets: dict[str, str]
     secure: bool = True
     region: str = "us-east-1"
+    backups_access_key: str = ""
+    backups_secret_key: str = ""
 
-    _client: Any = PrivateAttr(default=None)
+    _clients: dict = PrivateAttr(default_factory=dict)
+
+    def bucket_names(self) -> tuple[str, ...]:
+        return tuple(self.buckets)
 
     def describe(self) -> str:
-        return f"s3 bucket {self.bucket} at {self.endpoint}"
+        names = list(self.buckets.values())
+        return f"s3 bucket{'s' if len(names) > 1 else ''} {', '.join(names)} at {self.endpoint}"
+
+    def locate(self, key: str, what: str = "object key") -> tuple[Any, str, str]:
+        """(the SDK client for the key's bucket, the bucket's name, the key in that bucket)."""
+        role, rest = self._bucket_of(key, what)
+        return self._client(role), self.buckets[role], rest
 
     @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Turns the SDK's errors into an `ObjectStoreError` that says which store refused:
+    def _errors(self, action: str, key: str) -> Iterator[None]:
+        """Turns the SDK's errors into an `ObjectStoreError` that says which bucket refused:
         minio's own messages name the bucket but not the endpoint."""
         from minio.error import MinioException, S3Error
         from urllib3.exceptions import HTTPError
 
-        where = f"{self.describe()}: {action} failed"
+        role = split_key(key)[0]
+        where = (
+            f"s3 bucket {self.buckets.get(role, role)} at {self.endpoint}: {action} {key!r} failed"
+        )
         try:
             yield
         except S3Error as exc:
+            variable = "PICLUSTER_S3_BACKUPS" if self._own_keys(role) else "PICLUSTER_S3"
             hint = (
-                "; check the access and secret key (PICLUSTER_S3_ACCESS_KEY, "
-                "PICLUSTER_S3_SECRET_KEY)"
+                f"; check the access and secret key ({variable}_ACCESS_KEY, "
+                f"{variable}_SECRET_KEY) and that their identity may use this bucket"
                 if exc.code in _CREDENTIAL_CODES
                 else ""
             )
@@ -288,34 +363,43 @@ class S3ObjectStore(ObjectStore):
         except (HTTPError, MinioException) as exc:
             raise ObjectStoreError(f"{where}: cannot reach it: {exc}") from exc
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
+    def _own_keys(self, role: str) -> bool:
+        return role == "backups" and bool(self.backups_access_key)
+
+    def _client(self, role: str) -> Any:
+        identity = "backups" if self._own_keys(role) else "default"
+        if identity not in self._clients:
             from minio import Minio
 
-            self._client = Minio(
+            access, secret = (
+                (self.backups_access_key, self.backups_secret_key)
+                if identity == "backups"
+                else (self.access_key, self.secret_key)
+            )
+            self._clients[identity] = Minio(
                 self.endpoint,
-                access_key=self.access_key,
-                secret_key=self.secret_key,
+                access_key=access,
+                secret_key=secret,
                 secure=self.secure,
                 region=self.region,
             )
-        return self._client
+        return self._clients[identity]
 
     def put(self, key: str, data: bytes) -> ObjectInfo:
         import io
 
-        _check_key(key)
-        with self._errors(f"put {key!r}"):
-            result = self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+        client, bucket, name = self.locate(_check_key(key))
+        with self._errors("put", key):
+            result = client.put_object(bucket, name, io.BytesIO(data), len(data))
         return ObjectInfo(key, len(data), (result.etag or "").strip('"'), datetime.now(UTC))
 
     def get(self, key: str) -> bytes:
         from minio.error import S3Error
 
-        with self._errors(f"get {key!r}"):
+        client, bucket, name = self.locate(_check_key(key))
+        with self._errors("get", key):
             try:
-                response = self.client.get_object(self.bucket, _check_key(key))
+                response = client.get_object(bucket, name)
             except S3Error as exc:
                 if exc.code == "NoSuchKey":
                     raise ObjectNotFound(f"object {key!r} not found in {self.describe()}") from None
@@ -329,9 +413,10 @@ class S3ObjectStore(ObjectStore):
     def stat(self, key: str) -> ObjectInfo | None:
         from minio.error import S3Error
 
-        with self._errors(f"stat {key!r}"):
+        client, bucket, name = self.locate(_check_key(key))
+        with self._errors("stat", key):
             try:
-                st = self.client.stat_object(self.bucket, _check_key(key))
+                st = client.stat_object(bucket, name)
             except S3Error as exc:
                 if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
                     return None
@@ -339,40 +424,77 @@ class S3ObjectStore(ObjectStore):
         return ObjectInfo(key, st.size, (st.etag or "").strip('"'), st.last_modified)
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
-        listing = self.client.list_objects(
-            self.bucket, prefix=prefix, recursive=True, start_after=start_after
-        )
+        client, bucket, name = self.locate(prefix, "prefix")
+        role = split_key(prefix)[0]
+        if start_after is not None:
+            after_role, after = split_key(start_after)
+            if after_role != role:
+                # Outside the listed bucket: everything or nothing of it sorts after.
+                if start_after >= prefix:
+                    return
+                after = None
+        else:
+            after = None
+        listing = client.list_objects(bucket, prefix=name, recursive=True, start_after=after)
         while True:
             # Only the SDK's calls are wrapped: an error the caller raises into this generator
             # is not the store's.
-            with self._errors(f"list {prefix!r}"):
+            with self._errors("list", prefix):
                 obj = next(listing, None)
             if obj is None:
                 return
             if obj.is_dir:
                 continue
             yield ObjectInfo(
-                obj.object_name, obj.size or 0, (obj.etag or "").strip('"'), obj.last_modified
+                f"{role}/{obj.object_name}",
+                obj.size or 0,
+                (obj.etag or "").strip('"'),
+                obj.last_modified,
             )
 
     def delete(self, key: str) -> None:
-        _check_key(key)
-        with self._errors(f"delete {key!r}"):
-            self.client.remove_object(self.bucket, key)
+        client, bucket, name = self.locate(_check_key(key))
+        with self._errors("delete", key):
+            client.remove_object(bucket, name)
+
+    def copy(self, source: str, target: str) -> ObjectInfo:
+        from minio.commonconfig import CopySource
+        from minio.error import S3Error
+
+        client, bucket, source_name = self.locate(_check_key(source))
+        _, target_bucket, target_name = self.locate(_check_key(target))
+        if target_bucket != bucket:
+            raise ValueError(f"copy {source!r} to {target!r}: both keys must be in one bucket")
+        with self._errors(f"copy to {target!r} from", source):
+            try:
+                client.copy_object(bucket, target_name, CopySource(bucket, source_name))
+            except S3Error as exc:
+                if exc.code == "NoSuchKey":
+                    raise ObjectNotFound(
+                        f"object {source!r} not found in {self.describe()}"
+                    ) from None
+                raise
+        info = self.stat(target)
+        assert info is not None
+        return info
 
     def table_location(self, prefix: str) -> str:
-        return f"s3://{self.bucket}/{prefix}"
+        _, bucket, name = self.locate(prefix, "prefix")
+        return f"s3://{bucket}/{name}"
 
 
 def s3_object_store(s3: Any) -> "S3ObjectStore":
     """An S3 store for `S3Settings`; its keys reach it only through `dg.EnvVar`."""
+    own_backups_keys = s3.backups_access_key_var != s3.access_key_var
     return S3ObjectStore(
         endpoint=s3.endpoint,
         access_key=dg.EnvVar(s3.access_key_var),
         secret_key=dg.EnvVar(s3.secret_key_var),
-        bucket=s3.bucket,
+        buckets=dict(s3.buckets),
         secure=s3.secure,
         region=s3.region,
+        backups_access_key=dg.EnvVar(s3.backups_access_key_var) if own_backups_keys else "",
+        backups_secret_key=dg.EnvVar(s3.backups_secret_key_var) if own_backups_keys else "",
     )
 
 

@@ -11,6 +11,7 @@ shows in the UI, logs or metadata.
 """
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,17 @@ SERVICEACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 OWNERS = ("laptop", "cluster")
 
 
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# The object store's buckets, by role, and the variable naming each (default: the role, the
+# name the `object_store` release gives it).
+BUCKET_SETTINGS = {
+    "landing": "S3_LANDING_BUCKET",
+    "warehouse": "S3_WAREHOUSE_BUCKET",
+    "quarantine": "S3_QUARANTINE_BUCKET",
+    "backups": "S3_BACKUPS_BUCKET",
+}
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable and what it expects."""
 
@@ -33,10 +45,19 @@ class SettingsError(ValueError):
 class S3Settings:
     endpoint: str  # host:port, no scheme
     secure: bool
-    bucket: str
+    buckets: dict[str, str]  # role (a key's first segment) -> the bucket's name
     region: str
     access_key_var: str  # names of the variables holding the secrets, never their values
     secret_key_var: str
+    # The `backups` bucket's own key pair (the release's `backups` identity); the same
+    # variables as above when it has none.
+    backups_access_key_var: str = ""
+    backups_secret_key_var: str = ""
+
+    def __post_init__(self):
+        if not self.backups_access_key_var:
+            object.__setattr__(self, "backups_access_key_var", self.access_key_var)
+            object.__setattr__(self, "backups_secret_key_var", self.secret_key_var)
 
 
 @dataclass(frozen=True)
@@ -47,7 +68,7 @@ class TrinoSettings:
     catalog: str
     http_scheme: str
     # s3:// URI of the warehouse schema (where its managed tables live); "" means
-    # s3://<bucket>/warehouse/<schema>.db. Trino's file metastore needs its own catalog folder.
+    # s3://<warehouse bucket>/<schema>.db. Trino's file metastore needs its own catalog folder.
     schema_location: str = ""
 
 
@@ -168,6 +189,17 @@ class _Reader:
             )
         return value
 
+    def bucket(self, name: str, default: str) -> str:
+        """An S3 bucket name (3-63 of a-z 0-9 . -, starting and ending with a letter or digit)."""
+        value = self.text(name, default)
+        if not _BUCKET_NAME.fullmatch(value) or ".." in value:
+            raise SettingsError(
+                f"{PREFIX}{name}={value!r} is not valid; expected an S3 bucket name (3-63 "
+                "lower-case letters, digits, '.' or '-', starting and ending with a letter or "
+                "digit)."
+            )
+        return value
+
     def s3_uri(self, name: str) -> str:
         """An optional s3://bucket/path URI; "" when unset."""
         value = self.raw(name)
@@ -252,13 +284,30 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if profile == "local":
         return Settings(**common)
 
+    if read.raw("S3_BUCKET") is not None:
+        # The one `lake` bucket is gone: a deployment still setting it would write elsewhere.
+        raise SettingsError(
+            f"{PREFIX}S3_BUCKET is no longer read: the platform uses the object_store "
+            "release's buckets, named by "
+            + ", ".join(PREFIX + v for v in BUCKET_SETTINGS.values())
+            + " (defaults: landing, warehouse, quarantine, backups); unset it."
+        )
+    buckets = {role: read.bucket(variable, role) for role, variable in BUCKET_SETTINGS.items()}
+    if len(set(buckets.values())) != len(buckets):
+        raise SettingsError(
+            "the object store's buckets must be distinct: "
+            + ", ".join(f"{PREFIX}{BUCKET_SETTINGS[r]}={n}" for r, n in buckets.items())
+        )
+    own_backups_keys = read.raw("S3_BACKUPS_ACCESS_KEY") is not None
     s3 = S3Settings(
         endpoint=read.host_port("S3_ENDPOINT"),
         secure=read.flag("S3_SECURE", True),
-        bucket=read.text("S3_BUCKET", "lake"),
+        buckets=buckets,
         region=read.text("S3_REGION", "us-east-1"),
         access_key_var=read.secret_var("S3_ACCESS_KEY"),
         secret_key_var=read.secret_var("S3_SECRET_KEY"),
+        backups_access_key_var=read.secret_var("S3_BACKUPS_ACCESS_KEY") if own_backups_keys else "",
+        backups_secret_key_var=read.secret_var("S3_BACKUPS_SECRET_KEY") if own_backups_keys else "",
     )
     trino = TrinoSettings(
         host=read.text("TRINO_HOST", expected="the Trino coordinator's host name"),

@@ -7,14 +7,16 @@ text. Identifiers (schema, catalog, table and column names) are validated before
 
 External tables sit over object-store prefixes laid out Hive-style (`<prefix>dt=YYYY-MM-DD/...`):
 
-- Trino: `CREATE TABLE ... WITH (external_location='s3://<bucket>/<prefix>', partitioned_by=...)`;
+- Trino: `CREATE TABLE ... WITH (external_location='s3://<bucket>/<prefix>', partitioned_by=...)`,
+  the prefix's first segment naming the bucket by its role as the object store's keys do
+  (`warehouse/sensor_readings/` is `s3://<warehouse bucket>/sensor_readings/`);
   a day's partition is registered after each write (`system.register_partition`, or
   `system.sync_partition_metadata` where the catalog keeps that procedure disabled).
 - DuckDB: a VIEW over `read_parquet`/`read_json` of `<root>/<prefix>*/*.<ext>` with
   `hive_partitioning`; new files are visible at once, so registering is a no-op there.
 
 Aggregates are real tables in both: in the DuckDB file locally, and on Trino Hive managed tables
-(Parquet, partitioned by `dt`) under the schema's location (`s3://<bucket>/warehouse/<schema>.db`
+(Parquet, partitioned by `dt`) under the schema's location (`s3://<warehouse bucket>/<schema>.db`
 by default). External tables cannot be deleted from in Trino, so the aggregates are managed: a
 day is replaced by dropping its partition (`DELETE ... WHERE dt = ...`, a metadata delete) and
 inserting it again. (`insert_existing_partitions_behavior = OVERWRITE` would do it in one commit,
@@ -79,7 +81,7 @@ class ExternalTable:
     """
 
     name: str
-    prefix: str  # e.g. "warehouse/sensor_readings/", ends with "/"
+    prefix: str  # e.g. "warehouse/sensor_readings/" (bucket role first), ends with "/"
     columns: tuple[tuple[str, str], ...]
     file_format: str  # PARQUET or JSON (JSON Lines)
     partition_column: str = "dt"
@@ -381,16 +383,18 @@ class DuckDBWarehouse(Warehouse):
 
 
 class TrinoWarehouse(Warehouse):
-    """The cluster's warehouse: Trino's Hive connector over the object store's bucket."""
+    """The cluster's warehouse: Trino's Hive connector over the object store's buckets."""
 
     host: str
     port: int = 8080
     user: str = "piclusterops"
     catalog: str = "hive"
     http_scheme: str = "http"
-    bucket: str = "lake"
+    # The object store's buckets by role (PICLUSTER_S3_*_BUCKET): where the external tables'
+    # prefixes point.
+    buckets: dict[str, str] = {"warehouse": "warehouse", "quarantine": "quarantine"}
     # Where the schema, and so its managed (aggregate) tables, live. Empty: the Hive convention
-    # `s3://<bucket>/warehouse/<schema>.db`, so two schemas never share a table folder. Trino's
+    # `s3://<warehouse bucket>/<schema>.db`, so two schemas never share a table folder. Trino's
     # file metastore (tests) only accepts managed tables under its own catalog dir, so there it
     # is `s3://<catalog bucket>/metastore/<schema>`.
     schema_location: str = ""
@@ -405,7 +409,13 @@ class TrinoWarehouse(Warehouse):
         return check_identifier(self.catalog, "Trino catalog")
 
     def location(self, prefix: str) -> str:
-        return f"s3://{self.bucket}/{prefix}"
+        role, rest = prefix.split("/", 1)
+        if role not in self.buckets:
+            raise ValueError(
+                f"prefix {prefix!r} names no bucket the warehouse knows "
+                f"({', '.join(sorted(self.buckets))})"
+            )
+        return f"s3://{self.buckets[role]}/{rest}"
 
     def _open(self):
         from trino.dbapi import connect
@@ -450,7 +460,7 @@ class TrinoWarehouse(Warehouse):
     def ensure_schema(self) -> None:
         location = self.schema_location.rstrip("/") or self.location(
             f"warehouse/{self.schema_name}.db"
-        )
+        )  # s3://<warehouse bucket>/<schema>.db
         if not location.startswith("s3://"):
             raise ValueError(f"schema_location={location!r}: expected an s3:// URI")
         self._literal_run(
@@ -516,7 +526,7 @@ def warehouse_for(settings: "Settings") -> Warehouse:
             user=settings.trino.user,
             catalog=settings.trino.catalog,
             http_scheme=settings.trino.http_scheme,
-            bucket=settings.s3.bucket,
+            buckets={r: settings.s3.buckets[r] for r in ("warehouse", "quarantine")},
             schema_location=settings.trino.schema_location,
         )
     return DuckDBWarehouse(

@@ -25,8 +25,9 @@ NIGHTLY = dg.AssetSelection.groups("backups") - FRESHNESS_CHECKS
 nightly_backups_job = dg.define_asset_job(
     "nightly_backups",
     selection=NIGHTLY,
-    description="Dumps the platform databases, proves each dump restores, mirrors the lake off "
-    "the cluster, re-reads a sample of the mirror, then prunes to seven verified nights.",
+    description="Dumps the platform databases, proves each dump restores, mirrors the object "
+    "store's buckets off the cluster, re-reads a sample of the mirror, then prunes to seven "
+    "verified nights.",
     # One backup run at a time where the instance limits this key (deploy/dagster/values.yaml):
     # two runs of one night would overwrite each other's dumps.
     tags={"dagster/concurrency_key": "backups"},

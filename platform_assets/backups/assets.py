@@ -5,7 +5,7 @@
                                    backup_retention  (prunes only after both are verified)
 
 The mirror waits for the dump's restore check so that the night's verified dumps leave the
-cluster the same night (`backups/` is one of the mirrored prefixes). The checks record what they
+cluster the same night (`backups` is one of the mirrored buckets). The checks record what they
 proved in the stores themselves (`verified.json`), so retention, freshness and a disaster
 recovery without the Dagster instance all read the same truth.
 """
@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from platform_assets.backups.layout import (
-    MIRRORED_PREFIXES,
+    MIRRORED_BUCKETS,
     dump_key,
     manifest_key,
     mirror_verified_key,
@@ -263,8 +263,8 @@ def postgres_dump_fresh(object_store: ObjectStore) -> dg.AssetCheckResult:
 
 
 class MirrorConfig(dg.Config):
-    prefixes: list[str] = list(MIRRORED_PREFIXES)
-    """Prefixes of the lake bucket that leave the cluster."""
+    buckets: list[str] = list(MIRRORED_BUCKETS)
+    """The object store's buckets that leave the cluster (by role: landing, warehouse, ...)."""
     workers: int = DEFAULT_WORKERS
     """Objects copied at once."""
 
@@ -282,13 +282,13 @@ def object_store_mirror(
     backup_mirror: ObjectStore,
     backup_key: BackupKeyResource,
 ) -> dg.MaterializeResult:
-    """The lake's `landing/`, `warehouse/`, `quarantine/` and `backups/` prefixes mirrored
+    """The object store's `landing`, `warehouse`, `quarantine` and `backups` buckets mirrored
     incrementally to a second S3 endpoint off the cluster (a NAS), every object sealed with the
     backup key. Only new and changed objects are copied; an object deleted on the cluster stays
     on the mirror until retention drops the last night that had it."""
     key = backup_key.backup_key()
     day = context.partition_key
-    result = mirror_objects(object_store, backup_mirror, key, day, config.prefixes, config.workers)
+    result = mirror_objects(object_store, backup_mirror, key, day, config.buckets, config.workers)
     context.log.info(
         f"mirrored {len(result.entries)} objects into {backup_mirror.describe()}: "
         f"{len(result.copied)} copied, {result.carried} unchanged since {result.base_day}, "
@@ -311,7 +311,7 @@ def object_store_mirror(
             "unchanged": result.carried,
             "deleted_on_cluster": len(result.deleted),
             "bytes_copied": result.bytes_copied,
-            "prefixes": dg.MetadataValue.json(config.prefixes),
+            "buckets": dg.MetadataValue.json(config.buckets),
             "summary": dg.MetadataValue.md(summary),
         }
     )

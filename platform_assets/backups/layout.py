@@ -1,15 +1,18 @@
 """Where the backups live.
 
-In the cluster's object store (the `lake` bucket, beside the data it protects):
+In the cluster's object store, the `backups` bucket (keys name their bucket first, as everywhere
+in the object store: `backups/postgres/...` is `postgres/...` in the `backups` bucket):
 
     backups/postgres/<day>/<database>.dump    pg_dump -Fc, as pg_restore reads it
     backups/postgres/<day>/manifest.json      sha256, size, server version, rows per table
     backups/postgres/<day>/verified.json      written by the restore check when the day restored
 
-On the mirror (a second S3 endpoint off the cluster, e.g. a NAS), everything sealed with the
-backup key except the verification markers, which hold no data:
+On the mirror (a second S3 endpoint off the cluster, e.g. a NAS; `mirror/` is its one bucket,
+`PICLUSTER_BACKUP_MIRROR_BUCKET`), everything sealed with the backup key except the verification
+markers, which hold no data:
 
-    mirror/index/<day>.sealed                 every mirrored key -> its version, sha256, blob
+    mirror/index/<day>.sealed                 every mirrored key (`<bucket>/<key>`) -> its version,
+                                              sha256, blob
     mirror/blobs/<name>                       one object version; the name reveals nothing
     mirror/verified/<day>.json                written by the mirror check when the sample re-read
 
@@ -23,10 +26,10 @@ MIRROR_INDEX_PREFIX = "mirror/index/"
 MIRROR_BLOB_PREFIX = "mirror/blobs/"
 MIRROR_VERIFIED_PREFIX = "mirror/verified/"
 
-# The lake's prefixes that leave the cluster. `metastore/` is not one: on the cluster the Hive
-# Metastore keeps its state in PostgreSQL (in the `metastore` dump); the folder exists only on
-# test clusters running Trino's file metastore.
-MIRRORED_PREFIXES = ("landing/", "warehouse/", "quarantine/", "backups/")
+# The buckets that leave the cluster, whole: the three the data lives in and `backups`, so the
+# night's verified dumps leave the same night. Not `compute-logs` (Dagster's run logs, kept by
+# Dagster's own retention). The Hive Metastore's state is in PostgreSQL (the `metastore` dump).
+MIRRORED_BUCKETS = ("landing", "warehouse", "quarantine", "backups")
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 

@@ -1,11 +1,13 @@
 """The object store's mirror off the cluster: incremental, sealed, verified, kept by day.
 
-Each night's mirror is an index (every mirrored key -> the version copied, its sha256 and the
-blob holding it) plus the blobs it names. A key whose version (etag and size) is in the previous
-index is carried over without reading it; a new or changed one is read once from the cluster,
-hashed and sealed on the way, and written as a new blob. A blob is named after the key and the
-version through a keyed hash, so the mirror reveals neither. A key deleted on the cluster simply
-leaves the new index: its blob stays for as long as a kept index names it (see retention.py).
+The mirror copies whole buckets of the cluster's object store (layout.MIRRORED_BUCKETS). Each
+night's mirror is an index (every mirrored key, `<bucket>/<key>` as the object store names it ->
+the version copied, its sha256 and the blob holding it) plus the blobs it names. A key whose
+version (etag and size) is in the previous index is carried over without reading it; a new or
+changed one is read once from the cluster, hashed and sealed on the way, and written as a new
+blob. A blob is named after the key and the version through a keyed hash, so the mirror reveals
+neither. A key deleted on the cluster simply leaves the new index: its blob stays for as long as
+a kept index names it (see retention.py).
 """
 
 import hashlib
@@ -104,15 +106,27 @@ def write_index(mirror: ObjectStore, key: BackupKey, day: str, entries: dict[str
     return put_stream(mirror, mirror_index_key(day), seal([text], key))
 
 
+def _bucket_prefixes(store: ObjectStore, buckets: Sequence[str]) -> list[str]:
+    unknown = [b for b in buckets if b not in store.bucket_names()]
+    if unknown:
+        raise ValueError(
+            f"bucket(s) {', '.join(unknown)} not in {store.describe()}; its buckets: "
+            f"{', '.join(store.bucket_names())}"
+        )
+    return [f"{b}/" for b in buckets]
+
+
 def mirror_objects(
     source: ObjectStore,
     mirror: ObjectStore,
     key: BackupKey,
     day: str,
-    prefixes: Sequence[str],
+    buckets: Sequence[str],
     workers: int = DEFAULT_WORKERS,
 ) -> MirrorResult:
-    """Mirrors every object under `prefixes` of `source` into `mirror` as the index of `day`."""
+    """Mirrors every object of `buckets` (their roles: `landing`, ...) of `source` into
+    `mirror` as the index of `day`."""
+    prefixes = _bucket_prefixes(source, buckets)
     # Re-running a night replaces its index, so its old verification no longer holds.
     mirror.delete(mirror_verified_key(day))
     earlier = [d for d in index_days(mirror) if d <= day]
@@ -225,13 +239,22 @@ def restore_from_mirror(
     key: BackupKey,
     day: str,
     target: ObjectStore,
-    prefixes: Sequence[str] | None = None,
+    buckets: Sequence[str] | None = None,
 ) -> list[str]:
-    """Writes every object of the night's index (under `prefixes`, default all) back into
-    `target` under its own key, each verified against the index before it becomes visible."""
+    """Writes every object of the night's index in `buckets` (roles, e.g. `["landing"]`;
+    default every bucket the index holds) back into that bucket of `target` under its own key,
+    each verified against the index before it becomes visible. Returns the restored keys
+    (`<bucket>/<key>`). A bucket `target` does not have fails before anything is written."""
+    entries = sorted(load_index(mirror, key, day).values(), key=lambda e: e.key)
+    wanted = (
+        tuple(buckets)
+        if buckets is not None
+        else tuple(dict.fromkeys(e.key.partition("/")[0] for e in entries))
+    )
+    prefixes = tuple(_bucket_prefixes(target, wanted))
     restored = []
-    for entry in sorted(load_index(mirror, key, day).values(), key=lambda e: e.key):
-        if prefixes is not None and not entry.key.startswith(tuple(prefixes)):
+    for entry in entries:
+        if not entry.key.startswith(prefixes):
             continue
         blob_key = mirror_blob_key(entry.blob)
         name = f"{mirror.describe()}: {blob_key} (mirror of {entry.key})"

@@ -36,7 +36,7 @@ def backup_resources(backup: BackupSettings) -> dict[str, object]:
     if backup.mirror_s3 is not None:
         mirror = s3_object_store(backup.mirror_s3)
     else:
-        mirror = LocalObjectStore(root=str(backup.mirror_root))
+        mirror = LocalObjectStore(root=str(backup.mirror_root), buckets=["mirror"])
     pg = backup.postgres
     postgres = (
         PlatformPostgres(

@@ -82,7 +82,8 @@ def load_backup_settings(settings: Settings, environ=None) -> BackupSettings:
     mirror = S3Settings(
         endpoint=read.host_port("BACKUP_MIRROR_ENDPOINT"),
         secure=read.flag("BACKUP_MIRROR_SECURE", True),
-        bucket=read.text("BACKUP_MIRROR_BUCKET", "piclusterops-mirror"),
+        # One bucket, the `mirror` of the mirror's keys (mirror/index/..., layout.py).
+        buckets={"mirror": read.bucket("BACKUP_MIRROR_BUCKET", "piclusterops-mirror")},
         region=read.text("BACKUP_MIRROR_REGION", "us-east-1"),
         access_key_var=read.secret_var("BACKUP_MIRROR_ACCESS_KEY"),
         secret_key_var=read.secret_var("BACKUP_MIRROR_SECRET_KEY"),

@@ -67,9 +67,10 @@ def put_stream(store: ObjectStore, key: str, pieces: Iterable[bytes]) -> ObjectI
 
 def _put_s3(store: S3ObjectStore, key: str, pieces: Iterable[bytes]) -> ObjectInfo:
     counted = _Counted(pieces)
-    with store._errors(f"put {key!r}"):
-        result = store.client.put_object(
-            store.bucket, key, _IterableReader(counted), length=-1, part_size=PART_SIZE
+    client, bucket, name = store.locate(key)
+    with store._errors("put", key):
+        result = client.put_object(
+            bucket, name, _IterableReader(counted), length=-1, part_size=PART_SIZE
         )
     return ObjectInfo(key, counted.size, (result.etag or "").strip('"'), datetime.now(UTC))
 
@@ -112,9 +113,10 @@ def open_stream(store: ObjectStore, key: str, chunk: int = READ_CHUNK) -> Iterat
     if isinstance(store, S3ObjectStore):
         from minio.error import S3Error
 
-        with store._errors(f"get {key!r}"):
+        client, bucket, name = store.locate(key)
+        with store._errors("get", key):
             try:
-                response = store.client.get_object(store.bucket, key)
+                response = client.get_object(bucket, name)
             except S3Error as exc:
                 if exc.code == "NoSuchKey":
                     raise ObjectNotFound(
@@ -139,5 +141,5 @@ def open_stream(store: ObjectStore, key: str, chunk: int = READ_CHUNK) -> Iterat
 
 def _s3_pieces(store: S3ObjectStore, key: str, response, chunk: int) -> Iterator[bytes]:
     # A connection that breaks mid-object is the store's error, named like any other.
-    with store._errors(f"get {key!r}"):
+    with store._errors("get", key):
         yield from response.stream(chunk)

@@ -62,9 +62,18 @@ PG_JDBC_URL = (
 )
 PG_JDBC_SHA256 = "2a32a9dcbc42d67a50ad3a0de5efd102c8d2be46720045f2cbd6689f160ab7c7"
 
+# The names are the code's defaults (resources/settings.py BUCKET_SETTINGS: a key's first segment
+# is its bucket's role); `compute-logs` is Dagster's own (the dagster release).
 BUCKETS = ("landing", "warehouse", "quarantine", "backups", "compute-logs")
 # Who gets which S3 access (SeaweedFS identities; actions scoped to buckets): each purpose has
-# its own key pair, so a leaked device key can only write uploads.
+# its own key pair, so a leaked device key can only write uploads. What uses which:
+# - ingest: the devices' uploads;
+# - curation: Dagster's `object_store` resource (PICLUSTER_S3_ACCESS_KEY): the landing sensor,
+#   curation (staging and publishing inside warehouse and quarantine), and the nightly mirror's
+#   reads of the three data buckets;
+# - backups: the same resource's `backups` bucket (PICLUSTER_S3_BACKUPS_ACCESS_KEY): the dumps;
+# - query: Trino and the Hive Metastore: the tables in warehouse (the aggregates are written
+#   there) and the `sensor_quarantine` table over quarantine (read only).
 S3_PURPOSES = {
     "ingest": ("Write:landing", "List:landing"),
     "curation": (
@@ -77,7 +86,13 @@ S3_PURPOSES = {
         "Write:quarantine",
         "List:quarantine",
     ),
-    "query": ("Read:warehouse", "Write:warehouse", "List:warehouse"),
+    "query": (
+        "Read:warehouse",
+        "Write:warehouse",
+        "List:warehouse",
+        "Read:quarantine",
+        "List:quarantine",
+    ),
     "backups": ("Read:backups", "Write:backups", "List:backups"),
     # Dagster's S3ComputeLogManager (the dagster release): run logs after the pod is gone.
     "compute-logs": ("Read:compute-logs", "Write:compute-logs", "List:compute-logs"),

@@ -17,13 +17,16 @@ from tests.harness.seaweedfs import start_seaweedfs
 KEY_VAR = "PICLUSTER_TEST_BACKUP_KEY"
 
 
-def s3_store(service, prefix: str) -> S3ObjectStore:
-    bucket = service.make_bucket(f"{prefix}-{uuid.uuid4().hex[:10]}")
+def s3_store(service, prefix: str, roles=None) -> S3ObjectStore:
+    """Fresh buckets `<prefix>-<random>-<role>` for the platform's roles (or `roles`: the NAS
+    has the one `mirror` bucket)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    buckets = service.make_buckets(name, roles) if roles else service.make_buckets(name)
     return S3ObjectStore(
         endpoint=service.endpoint,
         access_key=service.access_key,
         secret_key=service.secret_key,
-        bucket=bucket,
+        buckets=buckets,
         secure=False,
         region=service.region,
     )
@@ -99,8 +102,8 @@ def key_resource() -> BackupKeyResource:
 
 def folder_stores(tmp_path) -> tuple[LocalObjectStore, LocalObjectStore]:
     return (
-        LocalObjectStore(root=str(tmp_path / "lake")),
-        LocalObjectStore(root=str(tmp_path / "nas")),
+        LocalObjectStore(root=str(tmp_path / "object-store")),
+        LocalObjectStore(root=str(tmp_path / "nas"), buckets=["mirror"]),
     )
 
 
@@ -115,7 +118,8 @@ def resources_for(lake, pg=None, nas=None) -> dict[str, object]:
         "object_store": lake,
         "platform_postgres": pg or PlatformPostgres(host="", user="", password="", databases=[]),
         # A folder the dump tests never write to (only the mirror does).
-        "backup_mirror": nas or LocalObjectStore(root="/nonexistent/piclusterops-unused-mirror"),
+        "backup_mirror": nas
+        or LocalObjectStore(root="/nonexistent/piclusterops-unused-mirror", buckets=["mirror"]),
         "backup_key": key_resource(),
     }
 

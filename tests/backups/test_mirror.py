@@ -1,6 +1,7 @@
-"""object_store_mirror between two real SeaweedFS servers (the lake and a NAS stand-in): sealed
-copies, incremental nights, a delete on the lake kept on the mirror, the re-read check catching
-a flipped byte, a cut and a missing blob by name, and the way back."""
+"""object_store_mirror between two real SeaweedFS servers (the cluster's buckets and a NAS
+stand-in): sealed copies of the landing, warehouse, quarantine and backups buckets, incremental
+nights, a delete on the cluster kept on the mirror, the re-read check catching a flipped byte, a
+cut and a missing blob by name, and the way back, bucket by bucket."""
 
 import os
 
@@ -9,7 +10,7 @@ import pytest
 
 from platform_assets.backups.layout import (
     MIRROR_BLOB_PREFIX,
-    MIRRORED_PREFIXES,
+    MIRRORED_BUCKETS,
     mirror_index_key,
     mirror_verified_key,
 )
@@ -33,13 +34,17 @@ def lake_objects() -> dict[str, bytes]:
         "quarantine/sensor_readings/dt=2026-03-03/b1.jsonl": SECRET_TEXT + b"rejected",
         "backups/postgres/2026-03-03/ledger.dump": b"PGDMP" + os.urandom(5000),
         "warehouse/empty-marker": b"",
-        "metastore/sensors/table.json": b"{}",  # test clusters only: not mirrored
+        "compute-logs/run-1/compute.log": b"Dagster's own run logs: not mirrored",
     }
+
+
+# The release's buckets, compute-logs included: a bucket the mirror is not asked for stays.
+CLUSTER_BUCKETS = (*MIRRORED_BUCKETS, "compute-logs")
 
 
 @pytest.fixture
 def lake(s3):
-    store = s3_store(s3, "lake")
+    store = s3_store(s3, "lake", CLUSTER_BUCKETS)
     for key, data in lake_objects().items():
         store.put(key, data)
     return store
@@ -47,7 +52,7 @@ def lake(s3):
 
 @pytest.fixture
 def mirror(nas):
-    return s3_store(nas, "mirror")
+    return s3_store(nas, "mirror", ("mirror",))
 
 
 @pytest.fixture
@@ -76,7 +81,7 @@ def run_verified_check(lake, mirror) -> dg.ExecuteInProcessResult:
 
 
 def mirrored_keys() -> set[str]:
-    return {k for k in lake_objects() if k.startswith(MIRRORED_PREFIXES)}
+    return {k for k in lake_objects() if k.split("/")[0] in MIRRORED_BUCKETS}
 
 
 def test_mirror_to_a_second_server_and_back(lake, mirror, key, s3):
@@ -87,17 +92,19 @@ def test_mirror_to_a_second_server_and_back(lake, mirror, key, s3):
     assert set(index) == mirrored_keys()
     # Nothing on the mirror shows the data or the key names: every blob and the index are
     # sealed, and blob names are keyed hashes.
-    for info in mirror.list(""):
+    for info in mirror.list("mirror/"):
         raw = mirror.get(info.key)
         assert SECRET_TEXT not in raw, info.key
         assert b"landing/" not in raw and b"dev-01" not in raw, info.key
         assert "dev-01" not in info.key and "landing" not in info.key
-    # And back, into an empty bucket on the cluster's server: identical bytes.
-    restored = s3_store(s3, "restored")
+    # And back, into empty buckets on the cluster's server: identical bytes, each in its bucket.
+    restored = s3_store(s3, "restored", CLUSTER_BUCKETS)
     assert set(restore_from_mirror(mirror, key, NIGHT_1, restored)) == mirrored_keys()
     for k in mirrored_keys():
         assert restored.get(k) == lake.get(k), k
-    assert restored.stat("metastore/sensors/table.json") is None
+    bucket, name = restored.buckets["warehouse"], "sensor_readings/dt=2026-03-03/b1.parquet"
+    assert s3.client().stat_object(bucket, name).size == 3 << 20
+    assert restored.stat("compute-logs/run-1/compute.log") is None
     materialized = result.asset_materializations_for_node("object_store_mirror")[0]
     assert materialized.metadata["copied"].value == len(mirrored_keys())
 
@@ -125,9 +132,19 @@ def test_the_next_night_copies_only_what_changed_and_keeps_what_was_deleted(lake
     # The deleted object's copy is still on the mirror, and night 1 restores it.
     assert mirror.stat(MIRROR_BLOB_PREFIX + first[deleted].blob) is not None
     back = s3_store(s3, "night1")
-    restore_from_mirror(mirror, key, NIGHT_1, back, prefixes=["quarantine/"])
+    restored = restore_from_mirror(mirror, key, NIGHT_1, back, buckets=["quarantine"])
+    assert restored == [deleted]
     assert back.get(deleted) == lake_objects()[deleted]
-    assert back.stat(changed) is None  # only the prefix asked for
+    assert back.stat(changed) is None  # only the bucket asked for
+
+
+def test_a_restore_into_a_store_without_the_bucket_writes_nothing(lake, mirror, key, s3):
+    assert run_mirror(lake, mirror, NIGHT_1).success
+    partial = s3_store(s3, "partial", ("landing", "warehouse"))
+    with pytest.raises(ValueError, match="quarantine") as raised:
+        restore_from_mirror(mirror, key, NIGHT_1, partial)
+    assert "landing, warehouse" in str(raised.value)
+    assert list(partial.list("landing/")) == [] and list(partial.list("warehouse/")) == []
 
 
 @pytest.mark.parametrize("how", ["flipped", "truncated", "missing"])

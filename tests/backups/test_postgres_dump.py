@@ -143,7 +143,7 @@ def test_a_failed_restore_check_blocks_the_mirror_and_retention(lake, pg, postgr
         cur.execute(f"GRANT pg_read_all_data TO {role}")
     conn.close()
     weak = platform_postgres(postgres, pg.databases, user=role, password=password)
-    nas = LocalObjectStore(root=str(tmp_path / "nas"))
+    nas = LocalObjectStore(root=str(tmp_path / "nas"), buckets=["mirror"])
     resources = resources_for(lake, weak, nas)
     result = dg.materialize(
         BACKUPS, selection=NIGHTLY, partition_key=DAY, resources=resources, raise_on_error=False
@@ -154,7 +154,7 @@ def test_a_failed_restore_check_blocks_the_mirror_and_retention(lake, pg, postgr
     assert "permission denied to create database" in failures["postgres_dump_restores"]
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert materialized == {"postgres_dump"}
-    assert list(nas.list("")) == []  # nothing left the cluster, nothing was pruned
+    assert list(nas.list("mirror/")) == []  # nothing left the cluster, nothing was pruned
     assert lake.stat(postgres_verified_key(DAY)) is None
 
 

@@ -60,7 +60,7 @@ def test_a_blob_written_after_the_newest_index_is_never_pruned(tmp_path, backup_
     """A mirror run still in flight has written blobs no index names yet; retention running at
     the same time must leave them."""
     key = BackupKey(backup_key_env)
-    mirror = LocalObjectStore(root=str(tmp_path / "nas"))
+    mirror = LocalObjectStore(root=str(tmp_path / "nas"), buckets=["mirror"])
     for night in N[:8]:
         write_index(mirror, key, night, {})
         mirror.put(f"mirror/verified/{night}.json", b'{"verified_at": "2026-03-09T02:00:00+00:00"}')

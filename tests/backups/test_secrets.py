@@ -40,19 +40,18 @@ def resources(postgres, s3, nas, password_var="T_PG_PASSWORD", key_var="T_BACKUP
     database = "bk_secret_" + uuid.uuid4().hex[:6]
     fill_database(postgres, database, 20)
 
-    def store(service, prefix, secret_var):
-        bucket = service.make_bucket(f"{prefix}-{uuid.uuid4().hex[:8]}")
+    def store(service, prefix, secret_var, roles=("landing", "warehouse", "quarantine", "backups")):
         return S3ObjectStore(
             endpoint=service.endpoint,
             access_key=service.access_key,
             secret_key=dg.EnvVar(secret_var),
-            bucket=bucket,
+            buckets=service.make_buckets(f"{prefix}-{uuid.uuid4().hex[:8]}", roles),
             secure=False,
         )
 
     return {
         "object_store": store(s3, "lake", "T_LAKE_SECRET"),
-        "backup_mirror": store(nas, "nas", "T_NAS_SECRET"),
+        "backup_mirror": store(nas, "nas", "T_NAS_SECRET", ("mirror",)),
         "backup_key": BackupKeyResource(key=dg.EnvVar(key_var), variable=key_var),
         "platform_postgres": PlatformPostgres(
             host=postgres.host,
@@ -90,7 +89,7 @@ def test_a_good_night_records_no_secret(env, postgres, s3, nas, tmp_path, capfd)
     secrets = {
         "the PostgreSQL password": env["T_PG_PASSWORD"],
         "the backup key": env["T_BACKUP_KEY"],
-        "the lake's S3 secret key": env["T_LAKE_SECRET"],
+        "the object store's S3 secret key": env["T_LAKE_SECRET"],
         "the NAS's S3 secret key": env["T_NAS_SECRET"],
     }
     with dg.instance_for_test(temp_dir=str(home)) as instance:

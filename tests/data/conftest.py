@@ -9,13 +9,13 @@ from resources.ledger import LedgerStore
 from resources.object_store import LocalObjectStore, S3ObjectStore
 
 
-def s3_store(s3, bucket: str | None = None) -> S3ObjectStore:
-    bucket = s3.make_bucket(bucket or f"t-{uuid.uuid4().hex[:12]}")
+def s3_store(s3, prefix: str | None = None) -> S3ObjectStore:
+    """The platform's buckets, fresh ones named `<prefix>-<role>`, on the real SeaweedFS."""
     return S3ObjectStore(
         endpoint=s3.endpoint,
         access_key=s3.access_key,
         secret_key=s3.secret_key,
-        bucket=bucket,
+        buckets=s3.make_buckets(prefix or f"t-{uuid.uuid4().hex[:12]}"),
         secure=False,
         region=s3.region,
     )

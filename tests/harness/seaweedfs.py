@@ -44,6 +44,11 @@ class S3Service:
             client.make_bucket(name)
         return name
 
+    def make_buckets(self, prefix: str, roles=("landing", "warehouse", "quarantine", "backups")):
+        """One fresh bucket per role (`<prefix>-<role>`), as the object_store release makes them
+        under the roles' own names; returns {role: bucket name}."""
+        return {role: self.make_bucket(f"{prefix}-{role}") for role in roles}
+
     def __repr__(self) -> str:  # keep the secret key out of assertion output and logs
         return f"S3Service(endpoint={self.endpoint!r}, region={self.region!r})"
 
