@@ -64,11 +64,12 @@ def s3(service_registry: ServiceRegistry) -> S3Service:
 
 @pytest.fixture(scope="session")
 def trino(service_registry: ServiceRegistry, s3: S3Service):
-    """Trino 476 with catalog `hive` (file metastore on the `lake` bucket of the `s3` service)."""
+    """Trino 476 with catalog `hive` (file metastore in the `warehouse` bucket of the `s3`
+    service, as the cluster keeps its managed tables in its `warehouse` bucket)."""
     from tests.harness.trino import start_trino
 
     return service_registry.start(
-        "trino", lambda workdir, log_dir: start_trino(workdir, log_dir, s3, bucket="lake")
+        "trino", lambda workdir, log_dir: start_trino(workdir, log_dir, s3, bucket="warehouse")
     )
 
 

@@ -39,6 +39,51 @@ def test_cluster_profile_reads_every_setting():
     assert settings.inventory_path == PROJECT_ROOT / "inventory.yaml"
 
 
+def test_the_buckets_default_to_the_object_store_releases_names():
+    from platform_assets.releases.catalogue import BUCKETS
+
+    settings = load_settings(CLUSTER)
+    assert settings.s3.buckets == {
+        "landing": "landing",
+        "warehouse": "warehouse",
+        "quarantine": "quarantine",
+        "backups": "backups",
+    }
+    assert set(settings.s3.buckets.values()) <= set(BUCKETS)  # the release creates each
+    # One key pair unless the backups bucket is given its own (the release's backups identity).
+    assert settings.s3.backups_access_key_var == "PICLUSTER_S3_ACCESS_KEY"
+    own = load_settings(
+        {
+            **CLUSTER,
+            "PICLUSTER_S3_LANDING_BUCKET": "home-landing",
+            "PICLUSTER_S3_BACKUPS_ACCESS_KEY": "backups-id",
+            "PICLUSTER_S3_BACKUPS_SECRET_KEY": "backups-secret-never-shown",
+        }
+    )
+    assert own.s3.buckets["landing"] == "home-landing"
+    assert own.s3.backups_access_key_var == "PICLUSTER_S3_BACKUPS_ACCESS_KEY"
+    assert own.s3.backups_secret_key_var == "PICLUSTER_S3_BACKUPS_SECRET_KEY"
+    assert "backups-secret-never-shown" not in repr(own)
+
+
+def test_each_bucket_reaches_the_store_and_the_warehouse(tmp_path):
+    from resources.object_store import object_store_for
+    from resources.warehouse import warehouse_for
+
+    settings = load_settings(
+        {**CLUSTER, "PICLUSTER_HOME": str(tmp_path), "PICLUSTER_S3_QUARANTINE_BUCKET": "rejects"}
+    )
+    store = object_store_for(settings)
+    assert store.table_location("quarantine/sensor_readings/") == "s3://rejects/sensor_readings/"
+    assert store.table_location("landing/") == "s3://landing/"
+    assert warehouse_for(settings).location("quarantine/x/") == "s3://rejects/x/"
+    local = object_store_for(load_settings({"PICLUSTER_HOME": str(tmp_path)}))
+    assert (
+        local.table_location("warehouse/sensor_readings/")
+        == str(tmp_path / "object-store" / "warehouse" / "sensor_readings") + "/"
+    )
+
+
 @pytest.mark.parametrize(
     ("env", "variable", "expected"),
     [
@@ -52,6 +97,15 @@ def test_cluster_profile_reads_every_setting():
         ({"PICLUSTER_WAREHOUSE_SCHEMA": "drop table"}, "PICLUSTER_WAREHOUSE_SCHEMA", "identifier"),
         ({"PICLUSTER_PG_HOST": None}, "PICLUSTER_PG_HOST", "PostgreSQL host"),
         ({"PICLUSTER_PG_PASSWORD": None}, "PICLUSTER_PG_PASSWORD", "secret"),
+        ({"PICLUSTER_S3_LANDING_BUCKET": "Landing"}, "PICLUSTER_S3_LANDING_BUCKET", "bucket name"),
+        ({"PICLUSTER_S3_BACKUPS_BUCKET": "b"}, "PICLUSTER_S3_BACKUPS_BUCKET", "3-63"),
+        ({"PICLUSTER_S3_QUARANTINE_BUCKET": "landing"}, "PICLUSTER_S3_LANDING_BUCKET", "distinct"),
+        ({"PICLUSTER_S3_BUCKET": "lake"}, "PICLUSTER_S3_BUCKET", "PICLUSTER_S3_WAREHOUSE_BUCKET"),
+        (
+            {"PICLUSTER_S3_BACKUPS_ACCESS_KEY": "id"},
+            "PICLUSTER_S3_BACKUPS_SECRET_KEY",
+            "secret",
+        ),
     ],
 )
 def test_a_wrong_setting_names_the_variable_and_the_expected_form(env, variable, expected):

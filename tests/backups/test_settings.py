@@ -30,7 +30,8 @@ def test_cluster_defaults():
     s = backup_settings()
     assert s.postgres.databases == ("dagster", "metastore", "ledger")
     assert s.postgres.user == "piclusterops" and s.postgres.password_var == "PICLUSTER_PG_PASSWORD"
-    assert s.mirror_s3.endpoint == "127.0.0.1:2" and s.mirror_s3.buckets == {"mirror": "piclusterops-mirror"}
+    assert s.mirror_s3.endpoint == "127.0.0.1:2"
+    assert s.mirror_s3.buckets == {"mirror": "piclusterops-mirror"}
     assert s.mirror_s3.secret_key_var == "PICLUSTER_BACKUP_MIRROR_SECRET_KEY"
     assert s.key_var == "PICLUSTER_BACKUP_KEY"
 

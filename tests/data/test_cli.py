@@ -43,7 +43,7 @@ def test_documented_commands_produce_the_tables_on_the_local_profile(tmp_path):
     assert "STEP_FAILURE" not in done.stderr + done.stdout
 
     store = tmp_path / "home" / "object-store"
-    manifest = json.loads((store / f"simulator/manifests/dt={day}.json").read_text())
+    manifest = json.loads((store / f"warehouse/_simulator/manifests/dt={day}.json").read_text())
     expected = manifest["expected"]
     assert expected["rows_quarantined"] > 0 and expected["duplicates_dropped"] > 0
     curated = list((store / f"warehouse/sensor_readings/dt={day}").glob("*.parquet"))

@@ -229,8 +229,9 @@ def test_a_foreign_file_in_the_curated_day_fails_the_blocking_check_and_stops_do
     assert [i.key for i in local_store.list(curated_day_prefix(DAY))] == [
         f"{curated_day_prefix(DAY)}hand-copied.parquet"
     ]
-    assert [i.key for i in local_store.list("staging/")] == [
-        f"staging/{curated_day_prefix(DAY)}{failed.batch_id}.parquet"
+    # Staged in the bucket it is published to, so publishing is a copy inside that bucket.
+    assert [i.key for i in local_store.list("warehouse/_staging/")] == [
+        f"warehouse/_staging/sensor_readings/dt={DAY}/{failed.batch_id}.parquet"
     ]
     local_store.delete(f"{curated_day_prefix(DAY)}hand-copied.parquet")
     fixed = dg.materialize(
@@ -242,7 +243,7 @@ def test_a_foreign_file_in_the_curated_day_fails_the_blocking_check_and_stops_do
     assert materialization.metadata["batch_id"].value == failed.batch_id
     assert materialization.metadata["rows_curated"].value == 1
     assert ledger.store().batch(failed.batch_id).status == "curated"
-    assert [i.key for i in local_store.list("staging/")] == []
+    assert [i.key for i in local_store.list("warehouse/_staging/")] == []
     assert [i.key for i in local_store.list(curated_day_prefix(DAY))] == [
         f"{curated_day_prefix(DAY)}{failed.batch_id}.parquet"
     ]

@@ -8,10 +8,10 @@
   `.endpoint` is `127.0.0.1:PORT`; `.client()` is a `minio.Minio`; `.make_bucket(name)` is
   idempotent. Buckets are shared by the whole session: use names unique to your tests.
 - `trino` -> `TrinoService`: Trino 476 + Hive connector on Temurin 25, catalog `hive` with the
-  file metastore at `s3://lake/metastore` on the `s3` service. `.connect(schema=None)` is a
+  file metastore at `s3://warehouse/metastore` on the `s3` service. `.connect(schema=None)` is a
   `trino.dbapi.Connection`; `.query(sql)` returns all rows. Tables at a chosen prefix use
   `external_location` (writes to them are allowed); managed tables always live under
-  `s3://lake/metastore/<schema>/<table>`, whatever the schema's location.
+  `s3://warehouse/metastore/<schema>/<table>`, whatever the schema's location.
 - `dagster_pg_home` / `dagster_pg_instance`: a Dagster instance whose run, event-log and
   schedule storage is database `dagster` on `postgres`; `dagster_instance.open_instance(home)`
   opens a second, independent instance object on the same storage.

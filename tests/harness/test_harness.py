@@ -133,7 +133,7 @@ def test_service_reprs_shown_in_failures_carry_no_secrets():
 
     pg = PostgresService("127.0.0.1", 5432, "picluster_test", "pg-secret-value", "db")
     s3 = S3Service("127.0.0.1:8333", "access", "s3-secret-value")
-    trino = TrinoService("127.0.0.1", 8080, "picluster", "hive", s3, "lake")
+    trino = TrinoService("127.0.0.1", 8080, "picluster", "hive", s3, "warehouse")
     shown = repr(pg) + repr(s3) + repr(trino)
     assert "pg-secret-value" not in shown
     assert "s3-secret-value" not in shown

@@ -1,5 +1,6 @@
-"""Trino 476 with the Hive connector for one test session: file metastore and tables on the
-SeaweedFS bucket, native S3 file system, run by the launcher on Temurin 25."""
+"""Trino 476 with the Hive connector for one test session: the file metastore in the SeaweedFS
+`warehouse` bucket (where the cluster keeps the managed tables too), external tables in any
+bucket, native S3 file system, run by the launcher on Temurin 25."""
 
 import json
 import os
@@ -144,7 +145,7 @@ def write_etc(etc: Path, data_dir: Path, port: int, s3: S3Service, bucket: str) 
 
 
 def start_trino(
-    workdir: Path, log_dir: Path, s3: S3Service, bucket: str = "lake"
+    workdir: Path, log_dir: Path, s3: S3Service, bucket: str = "warehouse"
 ) -> tuple[TrinoService, ServiceProcess]:
     """Start Trino against `s3` (creating `bucket`), wait until the node is active and
     `SELECT 1` answers."""

@@ -1,12 +1,13 @@
-"""The cluster profile's settings for the integration tests: a fresh bucket and ledger database on
-the harness's real SeaweedFS and PostgreSQL (and Trino, when a test asks for the warehouse)."""
+"""The cluster profile's settings for the integration tests: fresh buckets (one per role, as the
+object_store release makes them) and a ledger database on the harness's real SeaweedFS and
+PostgreSQL (and Trino, when a test asks for the warehouse)."""
 
 import uuid
 
 
 def cluster_profile_env(s3, postgres, home, *, name: str, trino=None) -> dict[str, str]:
-    """PICLUSTER_* variables for the cluster profile; `name` prefixes the bucket and database."""
-    bucket = s3.make_bucket(f"{name.replace('_', '-')}-{uuid.uuid4().hex[:8]}")
+    """PICLUSTER_* variables for the cluster profile; `name` prefixes the buckets and database."""
+    buckets = s3.make_buckets(f"{name.replace('_', '-')}-{uuid.uuid4().hex[:8]}")
     database = f"{name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
     postgres.create_database(database)
     env = {
@@ -14,7 +15,7 @@ def cluster_profile_env(s3, postgres, home, *, name: str, trino=None) -> dict[st
         "PICLUSTER_HOME": str(home),
         "PICLUSTER_S3_ENDPOINT": s3.endpoint,
         "PICLUSTER_S3_SECURE": "false",
-        "PICLUSTER_S3_BUCKET": bucket,
+        **{f"PICLUSTER_S3_{role.upper()}_BUCKET": bucket for role, bucket in buckets.items()},
         "PICLUSTER_S3_REGION": s3.region,
         "PICLUSTER_S3_ACCESS_KEY": s3.access_key,
         "PICLUSTER_S3_SECRET_KEY": s3.secret_key,

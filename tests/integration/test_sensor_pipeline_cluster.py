@@ -15,7 +15,7 @@ import pytest
 import data_assets
 from data_assets.curation import curate_batch
 from data_assets.landing import sync_landing
-from data_assets.layout import QUARANTINE_PREFIX, STAGING_PREFIX, quarantine_day_prefix
+from data_assets.layout import QUARANTINE_PREFIX, STAGING_PREFIXES, quarantine_day_prefix
 from data_assets.simulator import manifest_key
 from resources.ledger import Batch, LedgerStore, batch_id_for
 from resources.object_store import LocalObjectStore, object_store_for
@@ -93,7 +93,7 @@ def test_cluster_profile_end_to_end(cluster_env, trino, postgres, tmp_path):
     assert quarantined == expected["rows_quarantined"]
     assert all(i.key.startswith(QUARANTINE_PREFIX) for i in store.list(QUARANTINE_PREFIX))
     # Write-audit-publish: every batch passed, so nothing is left in staging.
-    assert list(store.list(STAGING_PREFIX)) == []
+    assert [i.key for p in STAGING_PREFIXES for i in store.list(p)] == []
     hourly = trino.query(
         f"SELECT device_id, sum(readings) FROM {schema}.sensor_readings_hourly "
         f"WHERE dt = '{DAY}' GROUP BY device_id ORDER BY device_id"

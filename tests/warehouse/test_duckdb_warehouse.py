@@ -21,7 +21,13 @@ from data_assets.warehouse_tables import (
 )
 from resources.object_store import LocalObjectStore
 from resources.settings import SettingsError, load_settings
-from resources.warehouse import DuckDBWarehouse, TrinoWarehouse, WarehouseError, warehouse_for
+from resources.warehouse import (
+    DuckDBWarehouse,
+    QueryResult,
+    TrinoWarehouse,
+    WarehouseError,
+    warehouse_for,
+)
 from tests.warehouse.curated_day import synthetic_day, write_day
 
 DAY = "2026-03-01"
@@ -219,7 +225,7 @@ def test_factory_picks_the_profile_warehouse(tmp_path):
                 "PICLUSTER_PROFILE": "cluster",
                 "PICLUSTER_HOME": str(tmp_path),
                 "PICLUSTER_S3_ENDPOINT": "127.0.0.1:8333",
-                "PICLUSTER_S3_BUCKET": "lake",
+                "PICLUSTER_S3_WAREHOUSE_BUCKET": "lab-warehouse",
                 "PICLUSTER_S3_ACCESS_KEY": "a",
                 "PICLUSTER_S3_SECRET_KEY": "b",
                 "PICLUSTER_TRINO_HOST": "127.0.0.1",
@@ -230,9 +236,26 @@ def test_factory_picks_the_profile_warehouse(tmp_path):
         )
     )
     assert isinstance(cluster, TrinoWarehouse)
-    assert (cluster.catalog, cluster.schema_name, cluster.bucket) == ("hive", "lab", "lake")
-    assert cluster.location(layout.CURATED_PREFIX) == "s3://lake/warehouse/sensor_readings/"
-    assert cluster.schema_location == ""  # s3://lake/warehouse/lab.db
+    assert (cluster.catalog, cluster.schema_name) == ("hive", "lab")
+    assert cluster.buckets == {"warehouse": "lab-warehouse", "quarantine": "quarantine"}
+    assert cluster.location(layout.CURATED_PREFIX) == "s3://lab-warehouse/sensor_readings/"
+    assert cluster.location(layout.QUARANTINE_PREFIX) == "s3://quarantine/sensor_readings/"
+    assert cluster.schema_location == ""  # s3://lab-warehouse/lab.db
+    with pytest.raises(ValueError, match="'landing/x/' names no bucket the warehouse knows"):
+        cluster.location("landing/x/")
+    # The schema (the aggregates' managed tables) goes into the warehouse bucket. The SQL is
+    # captured, not sent: no Trino here (the Trino tests run it for real).
+    sent: list[str] = []
+
+    def capture(sql, args, fetch):
+        sent.append(sql)
+        return QueryResult((), [])
+
+    object.__setattr__(cluster, "_run", capture)
+    cluster.ensure_schema()
+    assert sent == [
+        "CREATE SCHEMA IF NOT EXISTS hive.lab WITH (location = 's3://lab-warehouse/lab.db')"
+    ]
 
 
 def test_the_schema_location_can_be_set_and_is_checked(tmp_path):
@@ -246,8 +269,8 @@ def test_the_schema_location_can_be_set_and_is_checked(tmp_path):
         "PICLUSTER_PG_HOST": "127.0.0.1",
         "PICLUSTER_PG_PASSWORD": "c",
     }
-    env["PICLUSTER_WAREHOUSE_SCHEMA_LOCATION"] = "s3://lake/metastore/sensors/"
-    assert warehouse_for(load_settings(env)).schema_location == "s3://lake/metastore/sensors"
+    env["PICLUSTER_WAREHOUSE_SCHEMA_LOCATION"] = "s3://warehouse/metastore/sensors/"
+    assert warehouse_for(load_settings(env)).schema_location == "s3://warehouse/metastore/sensors"
     env["PICLUSTER_WAREHOUSE_SCHEMA_LOCATION"] = "/data/warehouse"
     with pytest.raises(SettingsError, match="PICLUSTER_WAREHOUSE_SCHEMA_LOCATION"):
         load_settings(env)
@@ -295,7 +318,7 @@ def test_a_batch_that_fails_its_checks_is_never_read(store, warehouse, tmp_path)
     a_day_whose_next_batch_fails(store, DAY)
     failed = curate_day(store, ledger, DAY, "run-1").result
     assert not failed.checks["schema_and_ranges"].passed
-    assert failed.staged_keys  # its Parquet and its quarantine file wait in staging/
+    assert failed.staged_keys  # its Parquet and its quarantine file wait in _staging/
     ensure_tables(warehouse)
     warehouse.register_partition(READINGS, DAY)
     warehouse.register_partition(QUARANTINE, DAY)
@@ -311,5 +334,5 @@ def test_a_batch_that_fails_its_checks_is_never_read(store, warehouse, tmp_path)
     warehouse.register_partition(QUARANTINE, DAY)
     assert warehouse.query(count, {"day": DAY}).rows == [(3,)]
     assert warehouse.query(rejected, {"day": DAY}).rows == [(1,)]
-    assert list(store.list("staging/")) == []
+    assert [i.key for p in layout.STAGING_PREFIXES for i in store.list(p)] == []
     ledger.dispose()

@@ -1,7 +1,7 @@
 """The warehouse tables on the cluster profile: the real Trino 476 (Hive connector, file metastore)
 over the real SeaweedFS S3 API, both started by the session fixtures in tests/conftest.py.
 
-Each test module works in its own bucket and schema, so other tests on the same Trino and
+Each test module works in its own buckets and schema, so other tests on the same Trino and
 SeaweedFS never see (or register) its partitions.
 """
 
@@ -34,24 +34,24 @@ from tests.warehouse.curated_day import synthetic_day, write_day
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 DAY = "2026-02-14"
-BUCKET = "warehouse-tests"
+BUCKETS = {role: f"wh-tests-{role}" for role in ("landing", "warehouse", "quarantine", "backups")}
 SCHEMA = "warehouse_tests"
 
 
 @pytest.fixture(scope="module")
 def bucket_store(s3) -> S3ObjectStore:
-    s3.make_bucket(BUCKET)
+    assert s3.make_buckets("wh-tests") == BUCKETS
     return S3ObjectStore(
         endpoint=s3.endpoint,
         access_key=s3.access_key,
         secret_key=s3.secret_key,
-        bucket=BUCKET,
+        buckets=BUCKETS,
         secure=False,
         region=s3.region,
     )
 
 
-def _trino_warehouse(trino, schema: str, bucket: str = BUCKET) -> TrinoWarehouse:
+def _trino_warehouse(trino, schema: str) -> TrinoWarehouse:
     return TrinoWarehouse(
         schema_name=schema,
         host=trino.host,
@@ -59,7 +59,7 @@ def _trino_warehouse(trino, schema: str, bucket: str = BUCKET) -> TrinoWarehouse
         user=trino.user,
         catalog=trino.catalog,
         http_scheme="http",
-        bucket=bucket,
+        buckets={r: BUCKETS[r] for r in ("warehouse", "quarantine")},
         # the test Trino's file metastore keeps managed tables under its catalog dir
         schema_location=f"s3://{trino.bucket}/metastore/{schema}",
     )
@@ -73,15 +73,16 @@ def trino_wh(trino, bucket_store):
         yield wh
 
 
-def test_the_tables_are_hive_tables_over_the_bucket(trino_wh, trino):
+def test_the_tables_are_hive_tables_over_the_buckets(trino_wh, trino):
     ddl = trino.query(f"SHOW CREATE TABLE hive.{SCHEMA}.sensor_readings")[0][0]
-    assert f"external_location = 's3://{BUCKET}/warehouse/sensor_readings'" in ddl
+    assert f"external_location = 's3://{BUCKETS['warehouse']}/sensor_readings'" in ddl
     assert "partitioned_by = ARRAY['dt']" in ddl and "format = 'PARQUET'" in ddl
     columns = trino.query(f"DESCRIBE hive.{SCHEMA}.sensor_readings")
     assert [c[0] for c in columns][-1] == "dt"
     assert dict((c[0], c[1]) for c in columns)["reading_ts"] == "timestamp(3)"
     quarantine = trino.query(f"SHOW CREATE TABLE hive.{SCHEMA}.sensor_quarantine")[0][0]
     assert "format = 'JSON'" in quarantine
+    assert f"external_location = 's3://{BUCKETS['quarantine']}/sensor_readings'" in quarantine
 
 
 def test_a_day_is_visible_once_its_partition_is_registered(trino_wh, trino, bucket_store):
@@ -109,7 +110,7 @@ def test_a_day_is_visible_once_its_partition_is_registered(trino_wh, trino, buck
     paths = trino_wh.query(
         'SELECT DISTINCT "$path" FROM sensor_readings WHERE dt = :day', {"day": day}
     ).rows
-    assert paths == [(f"s3://{BUCKET}/warehouse/sensor_readings/dt={day}/batch-0001.parquet",)]
+    assert paths == [(f"s3://{BUCKETS['warehouse']}/sensor_readings/dt={day}/batch-0001.parquet",)]
     paths = trino_wh.query(
         'SELECT DISTINCT "$path" FROM sensor_readings_hourly WHERE dt = :day', {"day": day}
     ).rows
