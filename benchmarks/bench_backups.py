@@ -37,15 +37,14 @@ def _timed(fn):
     return time.perf_counter() - start, value
 
 
-def _store(service, bucket: str):
+def _store(service, prefix: str, roles=("landing", "warehouse", "quarantine", "backups")):
     from resources.object_store import S3ObjectStore
 
-    service.make_bucket(bucket)
     return S3ObjectStore(
         endpoint=service.endpoint,
         access_key=service.access_key,
         secret_key=service.secret_key,
-        bucket=bucket,
+        buckets=service.make_buckets(prefix, roles),
         secure=False,
         region=service.region,
     )
@@ -177,17 +176,17 @@ def bench_mirror(s3, nas) -> str:
 
     base_times, first_times, next_times = [], [], []
     for run in range(MIRROR_REPEATS):
-        target = _store(nas, f"bench-plain-{run}")
+        target = _store(nas, f"bench-plain-{run}", ("landing",))
         seconds, _ = _timed(lambda t=target: plain(t))
         base_times.append(seconds)
-        mirror = _store(nas, f"bench-mirror-{run}")
+        mirror = _store(nas, f"bench-mirror-{run}", ("mirror",))
         seconds, result = _timed(
-            lambda m=mirror: mirror_objects(lake, m, key, "2026-03-03", ["landing/"], WORKERS)
+            lambda m=mirror: mirror_objects(lake, m, key, "2026-03-03", ["landing"], WORKERS)
         )
         assert len(result.copied) == OBJECTS
         first_times.append(seconds)
         seconds, result = _timed(
-            lambda m=mirror: mirror_objects(lake, m, key, "2026-03-04", ["landing/"], WORKERS)
+            lambda m=mirror: mirror_objects(lake, m, key, "2026-03-04", ["landing"], WORKERS)
         )
         assert result.carried == OBJECTS and not result.copied
         next_times.append(seconds)

@@ -63,9 +63,11 @@ def object_keys(first_slot: int, count: int, suffix: str = "") -> list[str]:
 
 
 def s3_uploader(client, bucket: str) -> Callable[[list[str]], None]:
+    """Uploads `landing/...` keys as a device does: into the landing bucket, without the role."""
+
     def upload(keys: list[str]) -> None:
         def put(key: str) -> None:
-            client.put_object(bucket, key, io.BytesIO(BODY), len(BODY))
+            client.put_object(bucket, key.removeprefix("landing/"), io.BytesIO(BODY), len(BODY))
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(put, keys))
@@ -218,8 +220,8 @@ def seaweedfs_rows(workdir: Path) -> list[str]:
         client = Minio(
             s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=False
         )
-        client.make_bucket("bench")
-        add = s3_uploader(client, "bench")
+        buckets = s3.make_buckets("bench")
+        add = s3_uploader(client, buckets["landing"])
         started = time.perf_counter()
         add(object_keys(0, OBJECTS))
         created = time.perf_counter() - started
@@ -227,11 +229,11 @@ def seaweedfs_rows(workdir: Path) -> list[str]:
             endpoint=s3.endpoint,
             access_key=s3.access_key,
             secret_key=s3.secret_key,
-            bucket="bench",
+            buckets=buckets,
             secure=False,
         )
         counter = RequestCounter()
-        store.client.trace_on(counter)
+        store.locate("landing/")[0].trace_on(counter)
         ledger = LedgerStore(pg.create_database("bench_ledger"))
         try:
             rows = run_scenarios(store, ledger, counter, add, OBJECTS)
