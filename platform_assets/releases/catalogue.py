@@ -161,6 +161,10 @@ def metallb(inv: Inventory) -> Release:
                         # L2 only: no BGP router on a home LAN, and FRR would add a container.
                         "frr": {"enabled": False},
                     },
+                    # Nor the frr-k8s BGP backend (a DaemonSet with containers of its own that
+                    # the capacity plan would not see): the chart's newer values enable it by
+                    # default (metallb/metallb charts/metallb/values.yaml @017774f).
+                    "frrk8s": {"enabled": False},
                 },
             ),
             Chart(name="metallb-pool", manifests=pool_manifests),

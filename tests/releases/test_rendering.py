@@ -258,3 +258,11 @@ def test_values_hash_follows_the_spec():
     assert values_hash(helmcharts(RELEASES["trino"])) == before
     manifests[0]["spec"]["values"]["server"]["workers"] = 2
     assert values_hash(manifests) != before
+
+
+def test_metallb_runs_l2_only_without_either_bgp_backend():
+    # Either backend adds containers the capacity plan does not count; newer charts enable
+    # frr-k8s by default, so both are switched off by name.
+    values = CHARTS["metallb"]["spec"]["values"]
+    assert values["speaker"]["frr"] == {"enabled": False}
+    assert values["frrk8s"] == {"enabled": False}
