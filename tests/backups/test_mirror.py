@@ -26,7 +26,7 @@ NIGHT_1, NIGHT_2 = "2026-03-03", "2026-03-04"
 SECRET_TEXT = b"plaintext-that-must-not-reach-the-nas-"
 
 
-def lake_objects() -> dict[str, bytes]:
+def cluster_objects() -> dict[str, bytes]:
     return {
         "landing/2026-03-03/10/dev-01.jsonl": SECRET_TEXT + b"landing" * 100,
         "landing/2026-03-03/10/dev 02 ünïcode.csv": b"device_id,ts\n" * 50,
@@ -43,9 +43,9 @@ CLUSTER_BUCKETS = (*MIRRORED_BUCKETS, "compute-logs")
 
 
 @pytest.fixture
-def lake(s3):
-    store = s3_store(s3, "lake", CLUSTER_BUCKETS)
-    for key, data in lake_objects().items():
+def cluster(s3):
+    store = s3_store(s3, "cluster", CLUSTER_BUCKETS)
+    for key, data in cluster_objects().items():
         store.put(key, data)
     return store
 
@@ -60,32 +60,32 @@ def key(backup_key_env) -> BackupKey:
     return BackupKey(backup_key_env)
 
 
-def run_mirror(lake, mirror, night: str) -> dg.ExecuteInProcessResult:
+def run_mirror(cluster, mirror, night: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         BACKUPS,
         selection=MIRROR,
         partition_key=night,
-        resources=resources_for(lake, nas=mirror),
+        resources=resources_for(cluster, nas=mirror),
         raise_on_error=False,
     )
 
 
-def run_verified_check(lake, mirror) -> dg.ExecuteInProcessResult:
+def run_verified_check(cluster, mirror) -> dg.ExecuteInProcessResult:
     check = dg.AssetCheckKey(dg.AssetKey("object_store_mirror"), "object_store_mirror_verified")
     return dg.materialize(
         BACKUPS,
         selection=dg.AssetSelection.checks(check),
-        resources=resources_for(lake, nas=mirror),
+        resources=resources_for(cluster, nas=mirror),
         raise_on_error=False,
     )
 
 
 def mirrored_keys() -> set[str]:
-    return {k for k in lake_objects() if k.split("/")[0] in MIRRORED_BUCKETS}
+    return {k for k in cluster_objects() if k.split("/")[0] in MIRRORED_BUCKETS}
 
 
-def test_mirror_to_a_second_server_and_back(lake, mirror, key, s3):
-    result = run_mirror(lake, mirror, NIGHT_1)
+def test_mirror_to_a_second_server_and_back(cluster, mirror, key, s3):
+    result = run_mirror(cluster, mirror, NIGHT_1)
     assert result.success and failed_checks(result) == {}
     assert mirror.stat(mirror_verified_key(NIGHT_1)) is not None
     index = load_index(mirror, key, NIGHT_1)
@@ -101,7 +101,7 @@ def test_mirror_to_a_second_server_and_back(lake, mirror, key, s3):
     restored = s3_store(s3, "restored", CLUSTER_BUCKETS)
     assert set(restore_from_mirror(mirror, key, NIGHT_1, restored)) == mirrored_keys()
     for k in mirrored_keys():
-        assert restored.get(k) == lake.get(k), k
+        assert restored.get(k) == cluster.get(k), k
     bucket, name = restored.buckets["warehouse"], "sensor_readings/dt=2026-03-03/b1.parquet"
     assert s3.client().stat_object(bucket, name).size == 3 << 20
     assert restored.stat("compute-logs/run-1/compute.log") is None
@@ -109,16 +109,18 @@ def test_mirror_to_a_second_server_and_back(lake, mirror, key, s3):
     assert materialized.metadata["copied"].value == len(mirrored_keys())
 
 
-def test_the_next_night_copies_only_what_changed_and_keeps_what_was_deleted(lake, mirror, key, s3):
-    assert run_mirror(lake, mirror, NIGHT_1).success
+def test_the_next_night_copies_only_what_changed_and_keeps_what_was_deleted(
+    cluster, mirror, key, s3
+):
+    assert run_mirror(cluster, mirror, NIGHT_1).success
     first = load_index(mirror, key, NIGHT_1)
     changed, added = "landing/2026-03-03/10/dev-01.jsonl", "landing/2026-03-04/00/dev-09.jsonl"
     deleted = "quarantine/sensor_readings/dt=2026-03-03/b1.jsonl"
-    lake.put(changed, b"a re-upload with other content")
-    lake.put(added, b"a new upload")
-    lake.delete(deleted)
+    cluster.put(changed, b"a re-upload with other content")
+    cluster.put(added, b"a new upload")
+    cluster.delete(deleted)
 
-    result = run_mirror(lake, mirror, NIGHT_2)
+    result = run_mirror(cluster, mirror, NIGHT_2)
     assert result.success and failed_checks(result) == {}
     metadata = result.asset_materializations_for_node("object_store_mirror")[0].metadata
     assert metadata["copied"].value == 2
@@ -134,12 +136,12 @@ def test_the_next_night_copies_only_what_changed_and_keeps_what_was_deleted(lake
     back = s3_store(s3, "night1")
     restored = restore_from_mirror(mirror, key, NIGHT_1, back, buckets=["quarantine"])
     assert restored == [deleted]
-    assert back.get(deleted) == lake_objects()[deleted]
+    assert back.get(deleted) == cluster_objects()[deleted]
     assert back.stat(changed) is None  # only the bucket asked for
 
 
-def test_a_restore_into_a_store_without_the_bucket_writes_nothing(lake, mirror, key, s3):
-    assert run_mirror(lake, mirror, NIGHT_1).success
+def test_a_restore_into_a_store_without_the_bucket_writes_nothing(cluster, mirror, key, s3):
+    assert run_mirror(cluster, mirror, NIGHT_1).success
     partial = s3_store(s3, "partial", ("landing", "warehouse"))
     with pytest.raises(ValueError, match="quarantine") as raised:
         restore_from_mirror(mirror, key, NIGHT_1, partial)
@@ -148,8 +150,8 @@ def test_a_restore_into_a_store_without_the_bucket_writes_nothing(lake, mirror, 
 
 
 @pytest.mark.parametrize("how", ["flipped", "truncated", "missing"])
-def test_a_damaged_mirror_copy_fails_the_check_naming_it(lake, mirror, key, how):
-    assert run_mirror(lake, mirror, NIGHT_1).success
+def test_a_damaged_mirror_copy_fails_the_check_naming_it(cluster, mirror, key, how):
+    assert run_mirror(cluster, mirror, NIGHT_1).success
     victim = "warehouse/sensor_readings/dt=2026-03-03/b1.parquet"
     blob_key = MIRROR_BLOB_PREFIX + load_index(mirror, key, NIGHT_1)[victim].blob
     data = bytearray(mirror.get(blob_key))
@@ -161,7 +163,7 @@ def test_a_damaged_mirror_copy_fails_the_check_naming_it(lake, mirror, key, how)
     else:
         mirror.delete(blob_key)
     mirror.delete(mirror_verified_key(NIGHT_1))
-    result = run_verified_check(lake, mirror)
+    result = run_verified_check(cluster, mirror)
     failures = failed_checks(result)
     assert set(failures) == {"object_store_mirror_verified"}
     text = failures["object_store_mirror_verified"]
@@ -170,13 +172,13 @@ def test_a_damaged_mirror_copy_fails_the_check_naming_it(lake, mirror, key, how)
     assert mirror.stat(mirror_verified_key(NIGHT_1)) is None
 
 
-def test_another_key_cannot_open_the_mirror(lake, mirror, monkeypatch):
+def test_another_key_cannot_open_the_mirror(cluster, mirror, monkeypatch):
     from platform_assets.backups.sealing import generate_key
     from tests.backups.conftest import KEY_VAR
 
     monkeypatch.setenv(KEY_VAR, generate_key())
-    assert run_mirror(lake, mirror, NIGHT_1).success
+    assert run_mirror(cluster, mirror, NIGHT_1).success
     monkeypatch.setenv(KEY_VAR, generate_key())
-    result = run_verified_check(lake, mirror)
+    result = run_verified_check(cluster, mirror)
     text = failed_checks(result)["object_store_mirror_verified"]
     assert mirror_index_key(NIGHT_1) in text and "sealed with another backup key" in text
