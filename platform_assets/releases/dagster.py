@@ -19,6 +19,10 @@ What every pod of the platform gets, and where (the image-contents test mounts t
   generated `databases/pg-dagster` (the chart reads it as `DAGSTER_PG_PASSWORD`);
 - the compute logs' object store keys: Secret `dagster-compute-logs`, derived from
   `storage/s3-compute-logs`, as the `AWS_*` environment boto3 reads;
+- the `object_store` resource's two key pairs: Secrets `piclusterops-s3-curation` and
+  `piclusterops-s3-backups`, derived from `storage/s3-curation` and `storage/s3-backups`, as
+  `PICLUSTER_S3_ACCESS_KEY`/`_SECRET_KEY` and `PICLUSTER_S3_BACKUPS_ACCESS_KEY`/`_SECRET_KEY`
+  (after the settings Secret in `envFrom`, so they win over a copy a person put there);
 - the Kubernetes API: the pod's ServiceAccount `piclusterops` (rbac.py), no kubeconfig file.
 """
 
@@ -61,6 +65,12 @@ INVENTORY_FILE = "inventory.yaml"
 PG_SECRET = "dagster-postgresql-secret"  # noqa: S105 (the chart's global.postgresqlSecretName)
 COMPUTE_LOGS_SECRET = "dagster-compute-logs"  # noqa: S105
 COMPUTE_LOGS_BUCKET = "compute-logs"
+# The object_store release's identities the code location signs with (catalogue.S3_PURPOSES):
+# secret name -> (source Secret, the settings' variable prefix).
+S3_KEY_SECRETS = {
+    "piclusterops-s3-curation": ("storage/s3-curation", "PICLUSTER_S3"),
+    "piclusterops-s3-backups": ("storage/s3-backups", "PICLUSTER_S3_BACKUPS"),
+}
 
 # Under /run (a tmpfs in every container): nothing of ours on the image's disk.
 MOUNT_ROOT = "/run/piclusterops"
@@ -166,7 +176,12 @@ def container_security_context() -> dict:
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-ENV_SECRETS = [{"name": SETTINGS_SECRET}, {"name": COMPUTE_LOGS_SECRET}]
+# In envFrom the last source wins: the derived S3 keys override the settings Secret's.
+ENV_SECRETS = [
+    {"name": SETTINGS_SECRET},
+    {"name": COMPUTE_LOGS_SECRET},
+    *({"name": name} for name in S3_KEY_SECRETS),
+]
 ENV_CONFIGMAPS = [{"name": ENV_CONFIGMAP}]
 
 
@@ -409,6 +424,19 @@ def dagster(
                     ("AWS_ACCESS_KEY_ID", "access_key"),
                     ("AWS_SECRET_ACCESS_KEY", "secret_key"),
                 ),
+            ),
+            *(
+                GeneratedSecret(
+                    name=name,
+                    namespace=NAMESPACE,
+                    keys=(f"{prefix}_ACCESS_KEY", f"{prefix}_SECRET_KEY"),
+                    derived_from=source,
+                    key_map=(
+                        (f"{prefix}_ACCESS_KEY", "access_key"),
+                        (f"{prefix}_SECRET_KEY", "secret_key"),
+                    ),
+                )
+                for name, (source, prefix) in S3_KEY_SECRETS.items()
             ),
         ),
     )

@@ -27,8 +27,6 @@ pytestmark = [pytest.mark.slow]
 SETTINGS_SECRET = {
     "PICLUSTER_S3_ENDPOINT": "seaweedfs.storage.svc:8333",
     "PICLUSTER_S3_SECURE": "false",
-    "PICLUSTER_S3_ACCESS_KEY": "test-access-key",
-    "PICLUSTER_S3_SECRET_KEY": "test-secret-key",
     "PICLUSTER_TRINO_HOST": "trino.query.svc",
     "PICLUSTER_PG_HOST": "pg-main-rw.databases.svc",
     "PICLUSTER_PG_PASSWORD": "test-password",
@@ -37,6 +35,13 @@ SETTINGS_SECRET = {
     "PICLUSTER_BACKUP_MIRROR_ACCESS_KEY": "test-mirror-access-key",
     "PICLUSTER_BACKUP_MIRROR_SECRET_KEY": "test-mirror-secret-key",
     "PICLUSTER_BACKUP_KEY": "test-backup-key",
+}
+# What the release's derived Secrets add (release.S3_KEY_SECRETS), test values: the
+# object_store resource's two key pairs under the settings' names.
+DERIVED_S3_KEYS = {
+    f"{prefix}_{part}_KEY": f"test-{name}-{part.lower()}"
+    for name, (_, prefix) in release.S3_KEY_SECRETS.items()
+    for part in ("ACCESS", "SECRET")
 }
 
 PROBE = textwrap.dedent(
@@ -104,6 +109,7 @@ def _load(workdir, final):
     env["PATH"] = f"{workdir}/.venv/bin:/usr/bin:/bin"
     env.update(configmaps[release.ENV_CONFIGMAP])
     env.update(SETTINGS_SECRET)
+    env.update(DERIVED_S3_KEYS)  # after the settings, as in the pods' envFrom
     env["KUBERNETES_SERVICE_HOST"] = "10.43.0.1"
     env["HOME"] = str(workdir)
     inventory_text = configmaps[release.INVENTORY_CONFIGMAP][release.INVENTORY_FILE]

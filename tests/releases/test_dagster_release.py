@@ -42,6 +42,10 @@ def test_no_credential_in_the_spec_only_secret_names():
 def test_run_pods_get_settings_inventory_and_a_read_only_ssh_mount():
     launcher = _chart("dagster")["spec"]["values"]["runLauncher"]["config"]["k8sRunLauncher"]
     assert {"name": release.SETTINGS_SECRET} in launcher["envSecrets"]
+    # The derived S3 keys come after the person's settings, so theirs win (envFrom: last wins).
+    names = [s["name"] for s in launcher["envSecrets"]]
+    assert names.index("piclusterops-s3-curation") > names.index(release.SETTINGS_SECRET)
+    assert names.index("piclusterops-s3-backups") > names.index(release.SETTINGS_SECRET)
     assert launcher["envConfigMaps"] == [{"name": release.ENV_CONFIGMAP}]
     mounts = {m["name"]: m for m in launcher["volumeMounts"]}
     assert mounts["ssh"] == {"name": "ssh", "mountPath": release.SSH_DIR, "readOnly": True}
@@ -89,15 +93,23 @@ def test_the_derived_secrets_copy_the_generated_values_under_the_charts_keys():
         _secret("pg-dagster", "databases", username="dagster", password="pw-1"),
         field_manager="test",
     )
-    kube.apply(
-        _secret("s3-compute-logs", "storage", access_key="AK", secret_key="SK"),
-        field_manager="test",
-    )
+    for identity in ("compute-logs", "curation", "backups"):
+        kube.apply(
+            _secret(f"s3-{identity}", "storage", access_key=f"AK-{identity}", secret_key="SK"),
+            field_manager="test",
+        )
     report = secrets.ensure_secrets(kube, DAGSTER, s3_config=lambda c: "")
     assert report == [
         "dagster/dagster-postgresql-secret: derived from databases/pg-dagster",
         "dagster/dagster-compute-logs: derived from storage/s3-compute-logs",
+        "dagster/piclusterops-s3-curation: derived from storage/s3-curation",
+        "dagster/piclusterops-s3-backups: derived from storage/s3-backups",
     ]
+    # The object_store resource's two key pairs, under the settings' own variable names.
+    curation = kube.get("v1", "Secret", "piclusterops-s3-curation", "dagster")["data"]
+    assert base64.b64decode(curation["PICLUSTER_S3_ACCESS_KEY"]).decode() == "AK-curation"
+    backups = kube.get("v1", "Secret", "piclusterops-s3-backups", "dagster")["data"]
+    assert base64.b64decode(backups["PICLUSTER_S3_BACKUPS_ACCESS_KEY"]).decode() == "AK-backups"
     pg = kube.get("v1", "Secret", release.PG_SECRET, "dagster")
     assert base64.b64decode(pg["data"]["postgresql-password"]).decode() == "pw-1"
     logs = kube.get("v1", "Secret", release.COMPUTE_LOGS_SECRET, "dagster")
@@ -127,6 +139,9 @@ def test_the_role_names_the_generated_secrets_and_no_wildcard():
     }
     assert "pg-dagster" in secret_roles["databases"]
     assert release.PG_SECRET in secret_roles["dagster"]
+    # The object_store resource's key pairs are derived from the storage namespace's Secrets.
+    assert {"s3-curation", "s3-backups"} <= set(secret_roles["storage"])
+    assert {"piclusterops-s3-curation", "piclusterops-s3-backups"} <= set(secret_roles["dagster"])
     nodes = _rules("ClusterRole", "piclusterops-nodes")
     assert {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]} in nodes
     assert {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]} in nodes
