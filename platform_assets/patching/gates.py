@@ -85,6 +85,8 @@ def landing_sensor_running(instance: dg.DagsterInstance, gate: PatchGate) -> boo
     from dagster._core.definitions.run_request import InstigatorType
     from dagster._core.scheduler.instigation import InstigatorStatus
 
+    if instance.schedule_storage is None:  # an ephemeral instance runs no sensor
+        return gate.landing_sensor_runs_by_default
     states = [
         s
         for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)

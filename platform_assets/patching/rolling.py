@@ -20,7 +20,12 @@ from platform_assets.node_reboot.apply import RebootOutcome, reboot_and_wait
 from platform_assets.node_reboot.facts import BOOT_ID
 from platform_assets.patching.facts import KERNEL_FACTS, UPGRADABLE, pending_kernel
 from platform_assets.patching.plan import K3S, NodePatchPlan
-from resources.kubernetes import DrainBlocked, DrainTimedOut, KubernetesResource
+from resources.kubernetes import (
+    ClusterUnreachable,
+    DrainBlocked,
+    DrainTimedOut,
+    KubernetesResource,
+)
 from resources.ssh import NodeError
 
 # gate(node) -> the reasons the node may not be disrupted now (empty: it may).
@@ -121,7 +126,11 @@ def wait_ready_after_boot(
     deadline = time.monotonic() + timeout_s
     last = "not registered"
     while True:
-        obj = kube.get("v1", "Node", node)
+        try:
+            obj = kube.get("v1", "Node", node)
+        except ClusterUnreachable as exc:
+            # The API is the K3s server's: while the server itself boots it does not answer.
+            obj, last = None, str(exc)
         if obj is not None:
             status = obj.get("status", {})
             ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})

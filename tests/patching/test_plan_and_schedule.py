@@ -61,7 +61,9 @@ def test_order_of_a_subset_keeps_the_rules(tmp_path):
 
 
 def test_plan_shows_packages_kernel_and_reboot_per_node():
-    kernel = Upgrade("linux-image-rpi-2712", "1:6.12.34-1+rpt1~bookworm", "1:6.12.47-1+rpt1~bookworm")
+    kernel = Upgrade(
+        "linux-image-rpi-2712", "1:6.12.34-1+rpt1~bookworm", "1:6.12.47-1+rpt1~bookworm"
+    )
     ssh = Upgrade("openssh-server", "1:9.2p1-2+deb12u7", "1:9.2p1-2+deb12u8")
     plans = [
         NodePatchPlan("pi-server", OS, (ssh,), "6.12.34+rpt-rpi-2712"),
@@ -72,7 +74,10 @@ def test_plan_shows_packages_kernel_and_reboot_per_node():
     assert [p.reboot_expected for p in plans] == [False, True, True, False]
     text = plan_markdown(plans, ALL)
     assert "| 1 | pi-server | 1 | 6.12.34+rpt-rpi-2712 | 6.12.34+rpt-rpi-2712 | no |" in text
-    assert "| 2 | pi-agent-1 | 2 | 6.12.34+rpt-rpi-2712 | newer (kernel package upgraded) | yes |" in text
+    assert (
+        "| 2 | pi-agent-1 | 2 | 6.12.34+rpt-rpi-2712 | newer (kernel package upgraded) | yes |"
+        in text
+    )
     assert "| 3 | pi-agent-2 | 0 | 6.12.34+rpt-rpi-2712 | 6.12.47+rpt-rpi-2712 | yes |" in text
     assert "nothing to upgrade" in text
     assert "| openssh-server | 1:9.2p1-2+deb12u7 | 1:9.2p1-2+deb12u8 |" in text
@@ -148,6 +153,6 @@ def test_running_where_this_dagster_owns_the_cluster_schedules(
     monkeypatch.setenv("PICLUSTER_PROFILE", profile)
     monkeypatch.setenv("PICLUSTER_SCHEDULES_OWNER", owner)
     defs = patching.build_defs(load_settings(), inventory(tmp_path))
-    schedule = defs.resolve_schedule_def("weekly_patches")
+    (schedule,) = [s for s in defs.schedules if s.name == "weekly_patches"]
     assert schedule.default_status == status
     assert schedule.metadata["owner"].value == owner
