@@ -91,7 +91,10 @@ def test_upgradable_packages_from_apt_list():
 
 
 def test_kernel_packages_are_recognised():
-    text = "linux-image-rpi-2712/stable 1:6.12.47-1+rpt1~bookworm arm64 [upgradable from: 1:6.12.34-1+rpt1~bookworm]"
+    text = (
+        "linux-image-rpi-2712/stable 1:6.12.47-1+rpt1~bookworm arm64 "
+        "[upgradable from: 1:6.12.34-1+rpt1~bookworm]"
+    )
     (upgrade,) = parse_upgradable(text)
     assert upgrade.kernel and upgrade.installed == "1:6.12.34-1+rpt1~bookworm"
 

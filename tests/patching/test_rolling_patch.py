@@ -16,6 +16,7 @@ part finds no applied release on these nodes, so it is not exercised here
 import json
 import threading
 import time
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -271,3 +272,93 @@ def test_a_pdb_that_blocks_the_drain_halts_without_forcing(k3s_cluster, kube_con
     finally:
         kube.delete("v1", "Namespace", "pdb-test")
         kube.uncordon("pi-server")
+
+
+def test_node_health_is_recorded_and_a_hot_node_holds_the_patch(k3s_cluster, kube_control_plane):
+    from platform_assets.node_health.assets import NODE_HEALTH_PREFIX, node_health_asset
+
+    cluster, home, instance = k3s_cluster
+    res = resources(cluster, home)
+    set_state(cluster, "pi-agent-2", soc_temp_mc=83100, throttled=0x50005)
+    day = datetime.now(UTC).date().isoformat()  # a partition that exists today
+    result = dg.materialize(
+        [node_health_asset, dg.AssetSpec("inventory")],
+        selection=[node_health_asset],
+        partition_key=day,
+        resources={k: res[k] for k in ("inventory_file", "ssh", "object_store", "warehouse")},
+        instance=instance,
+    )
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["every_node_answered"].passed
+    assert not checks["not_throttled_now"].passed
+    assert "pi-agent-2 (0x50005 (now: under_voltage, throttled" in (
+        checks["not_throttled_now"].description
+    )
+    assert not checks["soc_temperature_ok"].passed
+    assert checks["soc_temperature_ok"].description == "pi-agent-2 (83.1 °C)"
+    # The rows are in the warehouse, beside the sensor readings.
+    (key,) = [o.key for o in res["object_store"].list(f"{NODE_HEALTH_PREFIX}dt={day}/")]
+    rows = (
+        res["warehouse"]
+        .query(
+            "SELECT node, soc_temp_c, under_voltage_now, throttled_since_boot, temp_source "
+            "FROM node_health WHERE dt = :day ORDER BY node",
+            {"day": day},
+        )
+        .rows
+    )
+    assert [r[0] for r in rows] == sorted(ORDER)
+    assert tuple(rows[sorted(ORDER).index("pi-agent-2")][1:]) == (83.1, True, True, "vcgencmd")
+    assert key.endswith(f"{result.run_id}.parquet")
+
+    # The patch gate reads the same facts: the hot node is not disrupted, and nothing after it.
+    for node in ORDER:
+        set_state(cluster, node, upgrades={"sudo": "1.9.13p3-1+deb12u6"})
+    before = {n: upgrades_asked(cluster, n) for n in ORDER}
+    patched = patch(cluster, home, instance)
+    assert not patched.success
+    (failure,) = patched.get_step_failure_events()
+    text = failure.step_failure_data.error.message
+    assert "patch halted at pi-agent-2 (gate)" in text
+    assert "SoC at 83.1 °C (limit 80 °C)" in text and "under_voltage, throttled now" in text
+    assert upgrades_asked(cluster, "pi-agent-2") == before["pi-agent-2"]
+    assert upgrades_asked(cluster, "pi-agent-3") == before["pi-agent-3"]
+    kube = kube_control_plane.resource()
+    assert kube.get("v1", "Node", "pi-agent-2")["spec"].get("unschedulable") is None
+    set_state(cluster, "pi-agent-2", soc_temp_mc=47400, throttled=0)
+
+
+def test_k3s_upgrade_goes_server_first_through_the_same_roll(k3s_cluster, kube_control_plane):
+    import yaml
+
+    cluster, home, instance = k3s_cluster
+    newer = "v1.34.5+k3s1"
+    inventory = yaml.safe_load(cluster.inventory_path.read_text())
+    old = inventory["k3s"]["version"]
+    inventory["k3s"]["version"] = newer
+    bumped = home / "inventory.k3s-upgrade.yaml"
+    bumped.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    kube = kube_control_plane.resource()
+    run_config = patch_run_config(mode="k3s")
+    run_config["ops"]["node_patches"]["config"]["poll_s"] = 0.5
+    with CordonWatch(kube) as watch:
+        result = dg.materialize(
+            [node_patches, dg.AssetSpec("kubeconfig"), dg.AssetSpec("node_health")],
+            selection=[node_patches],
+            resources={
+                **resources(cluster, home),
+                "inventory_file": InventoryFile(path=str(bumped)),
+            },
+            run_config=run_config,
+            instance=instance,
+        )
+    assert watch.cordon_order == ORDER and max(len(c) for c in watch.seen) == 1
+    per_node = [o["history"] for o in observations(result)[1:]]
+    assert [(h["node"], h["k3s_before"], h["k3s_after"]) for h in per_node] == [
+        (n, old, newer) for n in ORDER
+    ]
+
+    def kubelets() -> set[str]:
+        return {n["status"]["nodeInfo"]["kubeletVersion"] for n in kube.list("v1", "Node")}
+
+    wait_until(lambda: kubelets() == {newer}, 30, f"every kubelet at {newer}")
