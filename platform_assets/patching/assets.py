@@ -61,13 +61,18 @@ class PatchConfig(dg.Config):
     """How often the waits ask again."""
 
 
+def pod_node(kube: KubernetesResource, pod: str, namespace: str) -> str | None:
+    """The node a pod was scheduled to (None: no such pod, or not scheduled yet)."""
+    return (kube.get("v1", "Pod", pod, namespace) or {}).get("spec", {}).get("nodeName")
+
+
 def this_run_node(kube: KubernetesResource) -> str | None:
-    """The node this run's pod runs on (None outside the cluster)."""
+    """The node this run's pod runs on (None outside the cluster). A pod's hostname is its
+    name; its namespace is in the mounted ServiceAccount."""
     if not kube.in_cluster():
         return None
     namespace = (Path(kube.service_account_dir) / "namespace").read_text().strip()
-    pod = kube.get("v1", "Pod", os.environ.get("HOSTNAME", ""), namespace)
-    return (pod or {}).get("spec", {}).get("nodeName")
+    return pod_node(kube, os.environ.get("HOSTNAME", ""), namespace)
 
 
 def read_plans(sessions, inv, order, config: PatchConfig, allow_remote: bool) -> dict:
