@@ -8,8 +8,11 @@
 So no run ever drains or reboots the node it runs on, and Dagster's own node goes last. A week
 is named by that Sunday's date in the zone, and it is the run keys' stem, so a re-delivered
 tick never starts a second patch. Running by default where the cluster's Dagster owns the
-schedules, stopped on the local profile.
+schedules, stopped on the local profile. `node_health_readings` reads every Pi's health into
+`node_health` hourly, owned the same way.
 """
+
+from datetime import UTC
 
 import dagster as dg
 
@@ -62,3 +65,33 @@ def weekly_patches_schedule(inv: Inventory, running: bool = False) -> dg.Schedul
         return weekly_runs(inv, week)
 
     return weekly_patches
+
+
+HEALTH_CRON = "7 * * * *"
+node_health_job = dg.define_asset_job(
+    "node_health_readings",
+    selection=["node_health"],
+    description="Reads every Pi's SoC temperature, throttling flags and disk use into the "
+    "warehouse (node_health).",
+)
+
+
+def node_health_schedule(running: bool = False) -> dg.ScheduleDefinition:
+    """Every hour, one reading of every node into the UTC day's partition."""
+
+    @dg.schedule(
+        name="node_health_readings",
+        cron_schedule=HEALTH_CRON,
+        job=node_health_job,
+        default_status=(
+            dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+        ),
+        description="Hourly: each Pi's temperature, throttling and disk use (node_health).",
+    )
+    def node_health_readings(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        when = context.scheduled_execution_time.astimezone(UTC)
+        return dg.RunRequest(
+            run_key=f"node_health-{when:%Y-%m-%dT%H}", partition_key=when.date().isoformat()
+        )
+
+    return node_health_readings

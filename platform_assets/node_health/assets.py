@@ -112,7 +112,8 @@ def _table(readings: dict) -> str:
 
 @dg.asset(
     name="node_health",
-    group_name="platform",
+    # Its own group: the `platform` group is what apply_cluster applies, unpartitioned.
+    group_name="node_health",
     kinds={"ssh", "raspberrypi", "parquet"},
     partitions_def=daily_partitions,
     deps=[dg.AssetKey("inventory")],

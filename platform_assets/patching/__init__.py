@@ -19,7 +19,7 @@ def build_defs(settings: Settings, inv: Inventory) -> dg.Definitions:
     from platform_assets.patching.assets import node_patches, patch_nodes, upgrade_k3s
     from platform_assets.patching.gates import PatchGate
     from sensors.ownership import schedule_status, with_owner
-    from sensors.patches import weekly_patches_schedule
+    from sensors.patches import node_health_job, node_health_schedule, weekly_patches_schedule
 
     # Running only on the cluster profile where this deployment owns the schedules: a laptop
     # never patches the cluster on its own.
@@ -28,8 +28,13 @@ def build_defs(settings: Settings, inv: Inventory) -> dg.Definitions:
         node_health.build_defs(),
         dg.Definitions(
             assets=[node_patches],
-            jobs=[patch_nodes, upgrade_k3s],
-            schedules=with_owner([weekly_patches_schedule(inv, running=running)]),
+            jobs=[patch_nodes, upgrade_k3s, node_health_job],
+            schedules=with_owner(
+                [
+                    weekly_patches_schedule(inv, running=running),
+                    node_health_schedule(running=running),
+                ]
+            ),
             # Replaced by `with_patch_gate` once the whole code location is known.
             resources={"patch_gate": PatchGate()},
         ),

@@ -156,3 +156,14 @@ def test_running_where_this_dagster_owns_the_cluster_schedules(
     (schedule,) = [s for s in defs.schedules if s.name == "weekly_patches"]
     assert schedule.default_status == status
     assert schedule.metadata["owner"].value == owner
+
+
+def test_node_health_is_read_every_hour_into_the_utc_day():
+    from sensors.patches import node_health_schedule
+
+    schedule = node_health_schedule()
+    assert schedule.cron_schedule == "7 * * * *"
+    when = datetime(2026, 12, 6, 0, 7, tzinfo=ZoneInfo("Europe/Berlin"))  # 23:07 UTC the day before
+    request = schedule(dg.build_schedule_context(scheduled_execution_time=when))
+    assert request.partition_key == "2026-12-05"
+    assert request.run_key == "node_health-2026-12-05T23"
