@@ -212,7 +212,10 @@ def patch_node(r: Rollout, plan: NodePatchPlan) -> NodeHistory:
 
     with _Timer(h, "gate"):
         reasons = r.gate_before(name)
-        others = [n for n in cordoned_nodes(r.kube) if n != name]
+        try:
+            others = [n for n in cordoned_nodes(r.kube) if n != name]
+        except ClusterUnreachable as exc:
+            others, reasons = [], [*reasons, str(exc)]
         if others:
             reasons.append(f"{', '.join(others)} cordoned: only one node at a time")
     if reasons:
