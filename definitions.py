@@ -10,7 +10,7 @@ import dagster as dg
 import data_assets
 import platform_assets
 import sensors
-from platform_assets import backups, releases
+from platform_assets import backups, patching, releases
 from platform_assets.inventory import load_inventory
 from resources.settings import load_settings
 
@@ -18,17 +18,20 @@ from resources.settings import load_settings
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
     inventory = load_inventory(settings.inventory_path)
-    return releases.with_lineage(
-        dg.Definitions.merge(
-            platform_assets.build_defs(settings),
-            releases.build_defs(settings),
-            data_assets.build_defs(settings),
-            backups.build_defs(settings, timezone=inventory.timezone),
-            sensors.build_defs(settings),
-            # Every run in one process, materializations from the UI included: a process per
-            # step costs seconds of start-up and ~150 MB each on a Pi, and one process is what
-            # lets a run keep one SSH connection per host across the infrastructure steps.
-            dg.Definitions(executor=dg.in_process_executor),
+    return patching.with_patch_gate(
+        releases.with_lineage(
+            dg.Definitions.merge(
+                platform_assets.build_defs(settings),
+                releases.build_defs(settings),
+                data_assets.build_defs(settings),
+                backups.build_defs(settings, timezone=inventory.timezone),
+                sensors.build_defs(settings),
+                # Every run in one process, materializations from the UI included: a process per
+                # step costs seconds of start-up and ~150 MB each on a Pi, and one process is what
+                # lets a run keep one SSH connection per host across the infrastructure steps.
+                dg.Definitions(executor=dg.in_process_executor),
+                patching.build_defs(settings, inventory),
+            )
         )
     )
 

@@ -413,6 +413,12 @@ def apt_get(args: list[str]) -> str:
     if not words:
         raise Exit(100, "E: No command given (fake Pi apt-get)\n")
     verb, names = words[0], [n.split("=")[0] for n in words[1:]]
+    if verb == "list" and "--upgradable" in args:
+        return apt_list_upgradable()
+    if verb in ("upgrade", "full-upgrade", "dist-upgrade") and (
+        "-s" in args or "--simulate" in args
+    ):
+        return apt_simulate_upgrade()
     if verb in ("policy", "show", "list", "search"):
         return ""
     require_root(
@@ -466,10 +472,107 @@ def apt_get(args: list[str]) -> str:
                         del state["units"][unit]
                     out.append(f"Removing {n} ({CATALOG.get(n, '?')}) ...")
         elif verb in ("upgrade", "full-upgrade", "dist-upgrade"):
-            out.append("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.")
+            out += apt_upgrade(state)
         elif verb not in ("clean", "autoclean"):
             raise Exit(100, f"E: Invalid operation {verb}\n")
     return "\n".join(out) + "\n"
+
+
+# --- apt upgrades and kernels (the weekly patch) ----------------------------------------------
+# FAKE pending updates: a week of Raspberry Pi OS bookworm updates, shaped like the packages the
+# archive published (raspberrypi/firmware#1963 shows the 6.12.20 kernel packages' names). The
+# state's "upgrades" ({package: new version}) replaces them; {} means up to date. A test makes
+# the next upgrade fail by setting the state's "apt_upgrade_fails" to the message to print.
+FAKE_WEEKLY_UPGRADES = {
+    "openssh-server": "1:9.2p1-2+deb12u8",
+    "sudo": "1.9.13p3-1+deb12u3",
+    "linux-image-rpi-2712": "1:6.12.47-1+rpt1~bookworm",
+}
+KERNEL_PACKAGE = "linux-image-rpi-2712"
+KERNEL_PACKAGE_BEFORE = "1:6.12.34-1+rpt1~bookworm"
+MODULES = "/lib/modules"
+
+
+def pending_upgrades(state: dict) -> dict[str, str]:
+    return dict(state.get("upgrades", FAKE_WEEKLY_UPGRADES))
+
+
+def installed_version(state: dict, package: str) -> str:
+    if package == KERNEL_PACKAGE:
+        return state.get("kernel_package", KERNEL_PACKAGE_BEFORE)
+    return state["installed"].get(package, "")
+
+
+def kernel_release_of(version: str) -> str:
+    """linux-image-rpi-2712 1:6.12.47-1+rpt1~bookworm installs the kernel 6.12.47+rpt-rpi-2712."""
+    upstream = version.split(":", 1)[-1].split("-", 1)[0]
+    return f"{upstream}+rpt-rpi-2712"
+
+
+def apt_list_upgradable() -> str:
+    state = read_state()
+    lines = ["Listing..."]
+    for package, new in sorted(pending_upgrades(state).items()):
+        old = installed_version(state, package)
+        lines.append(f"{package}/stable {new} arm64 [upgradable from: {old}]")
+    return "\n".join(lines) + "\n"
+
+
+def apt_simulate_upgrade() -> str:
+    state = read_state()
+    upgrades = sorted(pending_upgrades(state).items())
+    lines = ["Reading package lists...", "Building dependency tree...", "Calculating upgrade..."]
+    lines.append(f"{len(upgrades)} upgraded, 0 newly installed, 0 to remove and 0 not upgraded.")
+    for package, new in upgrades:
+        old = installed_version(state, package)
+        lines.append(f"Inst {package} [{old}] ({new} Raspberry Pi:stable [arm64])")
+    return "\n".join(lines) + "\n"
+
+
+def apt_upgrade(state: dict) -> list[str]:
+    failure = state.get("apt_upgrade_fails")
+    if failure:
+        raise Exit(100, f"{failure}\nE: Sub-process /usr/bin/dpkg returned an error code (1)\n")
+    out = []
+    upgrades = pending_upgrades(state)
+    for package, new in sorted(upgrades.items()):
+        if package == KERNEL_PACKAGE:
+            release = kernel_release_of(new)
+            os.makedirs(f"{MODULES}/{release}", exist_ok=True)
+            state["kernel_package"] = new
+            state["kernel_installed"] = release
+            # The kernel a boot after this one runs (see booted_kernel).
+            state["kernel_installed_boot"] = read(f"{FAKEPI}/boot_id").strip()
+        else:
+            state["installed"][package] = new
+        out.append(f"Setting up {package} ({new}) ...")
+    state["upgrades"] = {}
+    state["apt_upgrades"] = state.get("apt_upgrades", 0) + 1
+    out.append(f"{len(upgrades)} upgraded, 0 newly installed, 0 to remove and 0 not upgraded.")
+    return out
+
+
+def booted_kernel(state: dict) -> tuple[str, str] | None:
+    """The running kernel once a newer one was installed and the node booted since."""
+    release = state.get("kernel_installed")
+    if not release or read(f"{FAKEPI}/boot_id").strip() == state.get("kernel_installed_boot"):
+        return None
+    upstream = release.split("+", 1)[0]
+    return release, f"#1 SMP PREEMPT Debian 1:{upstream}-1+rpt1~bookworm (fake Pi)"
+
+
+# --- vcgencmd (the firmware's view of the SoC) ------------------------------------------------
+# FAKE readings: the state's "soc_temp_mc" (millidegrees, default 47400 as the Pi 5 capture in
+# pi-facts thermal-zone0-grep.pi5.partial.txt) and "throttled" (the get_throttled bits, 0).
+
+
+def vcgencmd(args: list[str]) -> str:
+    state = read_state()
+    if args[:1] == ["measure_temp"]:
+        return f"temp={state.get('soc_temp_mc', 47400) / 1000:.1f}'C\n"
+    if args[:1] == ["get_throttled"]:
+        return f"throttled={state.get('throttled', 0):#x}\n"
+    raise Exit(255, f"vcgencmd {' '.join(args)}: not supported by the fake Pi\n")
 
 
 def dpkg_format(fmt: str, name: str, version: str, installed: bool) -> str:
@@ -601,7 +704,11 @@ def sysctl(args: list[str]) -> str:
 
 
 def kernel() -> tuple[str, str]:
-    if read_state().get("os") == "trixie":
+    state = read_state()
+    booted = booted_kernel(state)
+    if booted is not None:
+        return booted
+    if state.get("os") == "trixie":
         return TRIXIE_KERNEL
     return KERNEL_RELEASE, KERNEL_VERSION
 
@@ -1123,6 +1230,7 @@ def modules_load_d() -> set[str]:
 COMMANDS = {
     "apt-get": apt_get,
     "apt": apt_get,
+    "vcgencmd": vcgencmd,
     "dpkg-query": dpkg_query,
     "systemctl": systemctl,
     "sysctl": sysctl,
@@ -1145,6 +1253,7 @@ COMMANDS = {
 LINKED = {
     "/usr/bin/apt-get",
     "/usr/bin/apt",
+    "/usr/bin/vcgencmd",
     "/usr/bin/dpkg",
     "/usr/bin/dpkg-query",
     "/usr/bin/systemctl",

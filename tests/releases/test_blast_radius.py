@@ -11,7 +11,15 @@ import pytest
 from platform_assets.blast_radius import blast_radius
 
 ROOT = Path(__file__).resolve().parents[2]
-WAREHOUSE = ["device_health", "sensor_readings_hourly", "sensor_readings_table"]
+# Node health is written into the warehouse, and the weekly patch's gate asks it (and reads
+# node health): both go down with the warehouse.
+WAREHOUSE = [
+    "device_health",
+    "sensor_readings_hourly",
+    "sensor_readings_table",
+    "node_health",
+    "node_patches",
+]
 CURATED = ["curated_sensor_readings"]
 # The local profile's mock uploads write to the object store too.
 # The nightly dumps read PostgreSQL and land in the object store; the mirror and retention follow.
