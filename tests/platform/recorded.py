@@ -2,8 +2,8 @@
 
 Fabric's shape: each remote command is (command, stdout, stderr, exit code). `RecordedSessions`
 answers `run` (and `run_many`, command by command) from such records per node, keeps every
-command it was asked in `calls`, and offers the same `for_each`. It is a fake of our SSH layer, not of a Pi: the over-real-SSH tests against
-the fake-Pi cluster live in tests/ssh/.
+command it was asked in `calls`, and offers the same `for_each`. It is a fake of our SSH layer,
+not of a Pi: the over-real-SSH tests against the fake-Pi cluster live in tests/ssh/.
 """
 
 from collections.abc import Callable, Mapping, Sequence
