@@ -5,8 +5,9 @@ opened on first use. Inside a Dagster run the connections belong to the run (ope
 shared by every step that opens sessions, closed when the run ends: `yield_for_execution`);
 outside a run they close with the `NodeSessions`. Commands given as a list are quoted argument
 by argument (`shlex.join`); output is streamed to the run's log line by line, and kept in the
-`CommandResult`, with every secret replaced by `***`. Every failure is a `NodeError` whose
-message names the host.
+`CommandResult`, with every secret replaced by `***`. `run_many` runs several read-only commands
+in one remote shell (one SSH channel instead of one per command) and still returns one result
+per command. Every failure is a `NodeError` whose message names the host.
 
 The resource knows nothing about K3s or Raspberry Pis: facts, plans and assets build on it, and
 backups and patches will reuse it.
@@ -14,6 +15,8 @@ backups and patches will reuse it.
 
 import contextlib
 import logging
+import re
+import secrets
 import select
 import shlex
 import threading
@@ -114,6 +117,16 @@ class CommandResult:
         return self.exit_code == 0
 
 
+@dataclass(frozen=True)
+class RemoteCommand:
+    """One command of `NodeSessions.run_many`: an argv (quoted like `run` quotes it), whether it
+    runs under `sudo -n`, and its own timeout (None: the resource's `command_timeout_s`)."""
+
+    argv: Sequence[str]
+    sudo: bool = False
+    timeout_s: float | None = None
+
+
 # --- helpers --------------------------------------------------------------------------------
 
 
@@ -140,6 +153,69 @@ def command_text(command: Sequence[str] | str, *, sudo: bool = False) -> str:
     if not argv:
         raise ValueError("empty command")
     return shlex.join([*SUDO_PREFIX, *argv] if sudo else argv)
+
+
+# One remote shell runs the commands of a `run_many` in turn. Each runs as a job the shell waits
+# for, so the TERM that a timeout sends (to the shell: it is the channel's process) reaches the
+# command itself, as it does when a command has its own channel. After each command the shell
+# prints a line with an unguessable marker, the command's index and its exit status on stdout,
+# and the marker with the index on stderr; the newline in front of the marker keeps each
+# command's output byte for byte, ending in a newline or not.
+_BATCH_TRAP = """trap 'kill -TERM "$p" 2>/dev/null; exit 143' TERM HUP INT"""
+_BATCH_STEP = (
+    '{command} </dev/null & p=$!; wait "$p"; s=$?; '
+    "printf '\\n%s %d %d\\n' {marker} {index} \"$s\"; printf '\\n%s %d\\n' {marker} {index} >&2"
+)
+
+
+def _batch_script(marker: str, texts: Sequence[str]) -> str:
+    steps = (_BATCH_STEP.format(command=t, marker=marker, index=i) for i, t in enumerate(texts))
+    return "\n".join([_BATCH_TRAP, *steps, "exit 0"]) + "\n"
+
+
+def _batch_sections(
+    text: str, marker: str, with_status: bool
+) -> tuple[list[tuple[str, int | None]], str]:
+    """Splits a run_many's stdout (with exit statuses) or stderr back into each command's part,
+    in order, and what came after the last marker; a command the shell never finished has no
+    part."""
+    tail = r" (\d+) (-?\d+)\n" if with_status else r" (\d+)\n"
+    pattern = re.compile("\n" + re.escape(marker) + tail)
+    parts: list[tuple[str, int | None]] = []
+    start = 0
+    for match in pattern.finditer(text):
+        if int(match.group(1)) != len(parts):
+            break  # out of order: a command printed the marker itself; stop trusting the rest
+        parts.append((text[start : match.start()], int(match.group(2)) if with_status else None))
+        start = match.end()
+    return parts, text[start:]
+
+
+class _Deadlines:
+    """When the running command must have finished. For a `run_many` each command has its own
+    timeout, counted from when the one before it finished (its marker arrived on stdout)."""
+
+    def __init__(self, timeouts: Sequence[float], marker: str | None = None):
+        self.timeouts = list(timeouts)
+        self.index = 0  # the command running now
+        self.at = time.monotonic() + self.timeouts[0]
+        self._marker = marker.encode() if marker else b""
+        self._tail = b""
+
+    def feed(self, stdout: bytes) -> None:
+        if not self._marker:
+            return
+        seen = self._tail + stdout
+        self._tail = seen[-(len(self._marker) - 1) :]
+        finished = seen.count(self._marker)
+        if finished:
+            self.index += finished
+            if self.index < len(self.timeouts):
+                self.at = time.monotonic() + self.timeouts[self.index]
+
+    @property
+    def running(self) -> int:
+        return min(self.index, len(self.timeouts) - 1)
 
 
 def _fingerprint(key: "paramiko.PKey") -> str:
@@ -436,45 +512,102 @@ class NodeSessions:
         text = command_text(command, sudo=sudo)
         shown = self.redact(text)
         timeout = self._resource.command_timeout_s if timeout_s is None else timeout_s
-        client = self._client(node_name)
         log = None if quiet else self.log
         if log is not None:
             log.info(f"[{node_name}] $ {shown}")
+        exit_code, out, err = self._exec_or_raise(
+            node_name, text, _Deadlines([timeout]), [shown], stdin, log
+        )
+        result = self._result(node_name, shown, sudo, exit_code, out, err)
+        if check and exit_code != 0:
+            raise CommandFailed(node_name, shown, exit_code, _stderr_tail(result.stderr))
+        return result
+
+    def run_many(self, node_name: str, commands: Sequence[RemoteCommand]) -> list[CommandResult]:
+        """Runs read-only commands one after another in one remote shell on one node (one SSH
+        channel, where `run` opens one per command) and returns one result per command, in
+        order, as `run(..., check=False, quiet=True)` would: each command's own exit code,
+        stdout and stderr (redacted), its stdin /dev/null.
+
+        Each command has its own timeout (`CommandTimedOut` names it; it is stopped on the
+        node and the commands after it do not run); `SudoRequiresPassword` and
+        `NodeUnreachable` as for `run`, naming the command that was running.
+        """
+        if not commands:
+            return []
+        texts = [command_text(c.argv, sudo=c.sudo) for c in commands]
+        shown = [self.redact(t) for t in texts]
+        default = self._resource.command_timeout_s
+        timeouts = [default if c.timeout_s is None else c.timeout_s for c in commands]
+        # Unguessable, so no command's output can end another's section by accident.
+        marker = f"picluster-{secrets.token_hex(16)}"
+        script = command_text(["sh", "-c", _batch_script(marker, texts), "sh"])
+        exit_code, out, err = self._exec_or_raise(
+            node_name, script, _Deadlines(timeouts, marker), shown, None, None
+        )
+        outs, _ = _batch_sections(out, marker, with_status=True)
+        errs, unfinished_stderr = _batch_sections(err, marker, with_status=False)
+        if len(outs) < len(commands):
+            # The shell ended (or was killed) before this command reported its status.
+            i = len(outs)
+            raise CommandFailed(
+                node_name, shown[i], exit_code, _stderr_tail(self.redact(unfinished_stderr))
+            )
+        errs += [(unfinished_stderr, None)] * (len(commands) - len(errs))
+        return [
+            self._result(node_name, shown[i], c.sudo, int(outs[i][1] or 0), outs[i][0], errs[i][0])
+            for i, c in enumerate(commands)
+        ]
+
+    def _exec_or_raise(
+        self,
+        node: str,
+        text: str,
+        deadlines: _Deadlines,
+        shown: Sequence[str],
+        stdin: bytes | None,
+        log: Any,
+    ) -> tuple[int, str, str]:
+        """`_exec` on the node's connection, its failures named by the command that was running
+        (`shown[deadlines.running]`)."""
         from paramiko import SSHException
 
+        client = self._client(node)
         try:
-            exit_code, out, err = self._exec(client, node_name, text, timeout, stdin, log)
+            return self._exec(client, node, text, deadlines, stdin, log)
         except CommandTimedOut as exc:
+            i = deadlines.running
             raise CommandTimedOut(
-                node_name, f"`{shown}` did not finish within {timeout:g}s"
+                node, f"`{shown[i]}` did not finish within {deadlines.timeouts[i]:g}s"
             ) from exc.__cause__
         except (EOFError, OSError, SSHException) as exc:
-            self._drop(node_name)
+            self._drop(node)
             reason = self.redact(str(exc)) or type(exc).__name__
             raise NodeUnreachable(
-                node_name, f"connection lost while running `{shown}`: {reason}"
+                node, f"connection lost while running `{shown[deadlines.running]}`: {reason}"
             ) from None
+
+    def _result(
+        self, node: str, shown: str, sudo: bool, exit_code: int, out: str, err: str
+    ) -> CommandResult:
         # Redacted like the log: a result's output may reach metadata or an exception.
         out, err = self.redact(out), self.redact(err)
-        result = CommandResult(node_name, shown, exit_code, out, err)
         if sudo and exit_code == 1 and any(m in err for m in _SUDO_PASSWORD_MARKERS):
-            user = self._target(node_name).user
+            user = self._target(node).user
             raise SudoRequiresPassword(
-                node_name,
+                node,
                 f"`sudo -n` needs a password for {user}; give {user} passwordless sudo on "
                 f"the node (e.g. `{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/) or use "
                 "a user that has it",
             )
-        if check and exit_code != 0:
-            raise CommandFailed(node_name, shown, exit_code, _stderr_tail(err))
-        return result
+        return CommandResult(node, shown, exit_code, out, err)
 
     def _exec(
         self,
         client: "paramiko.SSHClient",
         node: str,
         text: str,
-        timeout: float,
+        deadlines: _Deadlines,
         stdin: bytes | None,
         log: Any,
     ) -> tuple[int, str, str]:
@@ -491,13 +624,12 @@ class NodeSessions:
         err_chunks: list[bytes] = []
         out_log = _LineLog(log, f"[{node}] ", self.redact, logging.INFO)
         err_log = _LineLog(log, f"[{node}] stderr: ", self.redact, logging.INFO)
-        deadline = time.monotonic() + timeout
         try:
             channel.exec_command(text)
             if stdin is not None:
                 # A command that does not read its stdin must not hold the step past its
                 # timeout: sendall blocks once the channel's window is full.
-                channel.settimeout(max(deadline - time.monotonic(), 0.001))
+                channel.settimeout(max(deadlines.at - time.monotonic(), 0.001))
                 try:
                     channel.sendall(stdin)
                 except TimeoutError:
@@ -510,6 +642,7 @@ class NodeSessions:
                 while channel.recv_ready():
                     data = channel.recv(65536)
                     out_chunks.append(data)
+                    deadlines.feed(data)
                     out_log.feed(data.decode(errors="replace"))
                     drained = True
                 while channel.recv_stderr_ready():
@@ -526,7 +659,7 @@ class NodeSessions:
                     break
                 if channel.closed and not channel.exit_status_ready():
                     raise EOFError("channel closed before the command exited")
-                remaining = deadline - time.monotonic()
+                remaining = deadlines.at - time.monotonic()
                 if remaining <= 0:
                     _signal(channel, "TERM")  # sudo passes TERM on to the command
                     raise CommandTimedOut(node, "timeout")

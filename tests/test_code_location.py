@@ -11,7 +11,25 @@ import pytest
 from tests.test_settings import CLUSTER
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY_CLIENTS = ("kubernetes", "trino", "minio", "paramiko", "pyarrow", "duckdb", "sqlglot")
+# Clients of the systems the runs talk to: a run imports them where it uses them. The Dagster
+# libraries for the cluster profile's storage and launcher (dagster-postgres, dagster-k8s, and
+# dagster-aws with boto3) are the instance's to load, never the code location's.
+HEAVY_CLIENTS = (
+    "kubernetes",
+    "trino",
+    "minio",
+    "paramiko",
+    "pyarrow",
+    "duckdb",
+    "sqlglot",
+    "sqlalchemy",
+    "psycopg2",
+    "boto3",
+    "botocore",
+    "dagster_k8s",
+    "dagster_aws",
+    "dagster_postgres",
+)
 
 
 def _env(tmp_path, extra=None):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from resources.ssh import command_text
+from resources.ssh import RemoteCommand, command_text
 
 
 @dataclass(frozen=True)
@@ -109,21 +109,37 @@ def parse_result(fact: Fact, exit_code: int, stdout: str) -> Any:
 
 def read_facts(sessions: Any, node: str, facts: tuple[Fact, ...]) -> NodeFacts:
     """Runs each fact's command on `node` through `sessions` (an SSH `NodeSessions` or a recorded
-    fake with the same `run`) and parses the output, logging one line for the node rather than
-    every command and its output. Connection errors propagate."""
+    fake with the same `run` and `run_many`) and parses the output, logging one line for the node
+    rather than every command and its output. Connection errors propagate.
+
+    The reads go in one remote shell (`run_many`: one SSH channel for the step's reads on the
+    node, not one per command), each with its own exit code, output and timeout; a read that
+    sends a secret on its stdin (the token compare) keeps a channel of its own.
+    """
+    shared = [f for f in facts if f.stdin is None]
+    results = dict(
+        zip(
+            (f.name for f in shared),
+            sessions.run_many(node, [RemoteCommand(f.argv, f.sudo, f.timeout_s) for f in shared]),
+            strict=True,
+        )
+    )
+    for fact in facts:
+        if fact.stdin is not None:
+            results[fact.name] = sessions.run(
+                node,
+                list(fact.argv),
+                sudo=fact.sudo,
+                check=False,
+                stdin=fact.stdin,
+                timeout_s=fact.timeout_s,
+                # Every log line is an event the run stores: a read's output is in the plan, so
+                # only a line per node says what was read.
+                quiet=True,
+            )
     out = NodeFacts(node)
     for fact in facts:
-        result = sessions.run(
-            node,
-            list(fact.argv),
-            sudo=fact.sudo,
-            check=False,
-            stdin=fact.stdin,
-            timeout_s=fact.timeout_s,
-            # Every log line is an event the run stores: a read's output is in the plan, so
-            # only a line per node says what was read.
-            quiet=True,
-        )
+        result = results[fact.name]
         out.values[fact.name] = parse_result(fact, result.exit_code, result.stdout)
         if result.exit_code != 0:
             tail = (result.stderr or "").strip().splitlines()[-1:] or [""]

@@ -1,9 +1,9 @@
 """A recorded stand-in for `NodeSessions` (the SSH layer) in unit tests.
 
 Fabric's shape: each remote command is (command, stdout, stderr, exit code). `RecordedSessions`
-answers `run` from such records per node, keeps every command it was asked in `calls`, and offers
-the same `for_each`. It is a fake of our SSH layer, not of a Pi: the over-real-SSH tests against
-the fake-Pi cluster live in tests/ssh/.
+answers `run` (and `run_many`, command by command) from such records per node, keeps every
+command it was asked in `calls`, and offers the same `for_each`. It is a fake of our SSH layer,
+not of a Pi: the over-real-SSH tests against the fake-Pi cluster live in tests/ssh/.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -76,6 +76,12 @@ class RecordedSessions:
         if check and rec.exit_code != 0:
             raise CommandFailed(node_name, text, rec.exit_code, rec.stderr)
         return CommandResult(node_name, text, rec.exit_code, rec.stdout, rec.stderr)
+
+    def run_many(self, node_name, commands):
+        return [
+            self.run(node_name, c.argv, sudo=c.sudo, timeout_s=c.timeout_s, check=False, quiet=True)
+            for c in commands
+        ]
 
     def for_each(self, node_names: Sequence[str], fn):
         out = {}
