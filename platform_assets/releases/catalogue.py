@@ -20,6 +20,11 @@ are counted on every node by the capacity plan.
 import json
 
 from platform_assets.inventory import Inventory
+from platform_assets.releases.gateway import gateway
+from platform_assets.releases.nifi import nifi
+from platform_assets.releases.notebooks import notebooks
+from platform_assets.releases.openbao import secrets
+from platform_assets.releases.roles import access_roles
 from platform_assets.releases.spec import (
     Chart,
     Container,
@@ -29,6 +34,7 @@ from platform_assets.releases.spec import (
     Release,
     Workload,
 )
+from platform_assets.releases.zones import network_zones
 
 POSTGRES_NODE = {"picluster.io/postgres": "true"}
 OBJECT_STORE_NODE = {"picluster.io/object-store": "true"}
@@ -839,6 +845,8 @@ def dagster(inv: Inventory) -> Release:
 
 
 RELEASE_BUILDERS = (
+    network_zones,
+    access_roles,
     metallb,
     cert_manager,
     postgres_operator,
@@ -847,6 +855,10 @@ RELEASE_BUILDERS = (
     metastore,
     trino,
     dagster,
+    secrets,
+    gateway,
+    notebooks,
+    nifi,
 )
 RELEASE_NAMES = tuple(b.__name__ for b in RELEASE_BUILDERS)
 
@@ -890,32 +902,5 @@ PLANNED = (
             _w("DaemonSet", "log-agent", 64, 128),
         ),
         "estimate (issue 12)",
-    ),
-    PlannedRelease(
-        "secrets",
-        "secrets",
-        (_w("StatefulSet", "openbao", 128, 256, CONTROL_NODE),),
-        "estimate; no published figure (issue 12)",
-    ),
-    PlannedRelease(
-        "gateway",
-        "gateway",
-        (_w("Deployment", "oauth2-proxy", 32, 64, CONTROL_NODE),),
-        "estimate (issue 12)",
-    ),
-    PlannedRelease(
-        "notebooks",
-        "notebooks",
-        (
-            _w("Deployment", "jupyterhub", 256, 512, DAGSTER_NODE),
-            _w("Pod", "jupyter-user", 1024, 2048, DAGSTER_NODE),
-        ),
-        "z2jh default guarantee 1G per user (issue 12)",
-    ),
-    PlannedRelease(
-        "nifi",
-        "nifi",
-        (_w("StatefulSet", "nifi", 2048, 3072, DAGSTER_NODE),),
-        "old chart default jvmMemory 2g; optional (issue 12)",
     ),
 )
