@@ -43,6 +43,9 @@ TRINO_COORDINATOR_NODE = {"picluster.io/trino": "coordinator"}
 TRINO_WORKER_NODE = {"picluster.io/trino": "worker"}
 DAGSTER_NODE = {"picluster.io/dagster": "true"}
 CONTROL_NODE = {"picluster.io/zone": "control"}
+MONITORING_NODE = {"picluster.io/monitoring": "true"}
+DASHBOARDS_NODE = {"picluster.io/dashboards": "true"}
+LOGGING_NODE = {"picluster.io/logging": "true"}
 
 # K3s's bundled local-path provisioner: volumes on the node's own disk (the pods are pinned to a
 # node anyway, so nothing is lost by not having networked storage).
@@ -882,25 +885,29 @@ def _w(kind, name, request, limit, selector=None, replicas=1) -> Workload:
 # not measured on a Pi): in the plan now so the whole catalogue's fit is known before any of them
 # is built. Each one moves into RELEASE_BUILDERS when its issue lands.
 PLANNED = (
+    # The observability branch's releases as built there (monitoring.py, logs.py: its
+    # figures and placement labels), so this branch's plan is the one the merge will have.
     PlannedRelease(
         "monitoring",
         "monitoring",
         (
-            _w("StatefulSet", "prometheus", 512, 2048, CONTROL_NODE),
-            _w("StatefulSet", "alertmanager", 64, 128, CONTROL_NODE),
-            _w("Deployment", "prometheus-operator", 32, 80, CONTROL_NODE),
-            _w("Deployment", "kube-state-metrics", 64, 128, CONTROL_NODE),
-            _w("DaemonSet", "node-exporter", 32, 64),
+            _w("StatefulSet", "prometheus-kps-prometheus", 536, 816, MONITORING_NODE),
+            _w("StatefulSet", "alertmanager-kps-alertmanager", 56, 112, MONITORING_NODE),
+            _w("Deployment", "kps-operator", 48, 96, MONITORING_NODE),
+            _w("Deployment", "kube-state-metrics", 48, 96, MONITORING_NODE),
+            _w("DaemonSet", "node-exporter", 24, 48),
+            _w("Deployment", "grafana", 192, 384, DASHBOARDS_NODE),
+            _w("Deployment", "pushgateway", 16, 32, MONITORING_NODE),
         ),
-        "ricsanfre/pi-cluster, kube-prometheus defaults (issue 12)",
+        "the observability branch's monitoring release (issue 12)",
     ),
     PlannedRelease(
         "logging",
         "logging",
         (
-            _w("StatefulSet", "loki", 256, 512, CONTROL_NODE),
-            _w("DaemonSet", "log-agent", 64, 128),
+            _w("StatefulSet", "loki", 256, 512, LOGGING_NODE),
+            _w("DaemonSet", "fluent-bit", 32, 96),
         ),
-        "estimate (issue 12)",
+        "the observability branch's logging release (issue 12)",
     ),
 )

@@ -113,6 +113,8 @@ FLOWS = (
     _f("nifi/nifi", "storage/seaweedfs", [8333], "flows land files", nifi=True),
     _f("query", "storage/seaweedfs", [8333], "Trino and the metastore read and write tables"),
     _f("dagster", "storage/seaweedfs", [8333], "landing, curation, compute logs, backups"),
+    _f("dagster", "monitoring/pushgateway", [9091], "asset-check results for the alerts"),
+    _f("monitoring/grafana", "logging/loki", [3100], "logs in the dashboards"),
     # The restricted zone: each client named.
     _f("query/metastore", "databases/pg-main", [5432], "the metastore's database"),
     _f("dagster", "databases/pg-main", [5432], "Dagster's storage, the ledger, the dumps"),
