@@ -84,10 +84,6 @@ def _request(name: str, path: str, data: dict) -> str:
     )
 
 
-def _policy(paths) -> str:
-    return "\n".join(f'path "{p}" {{ capabilities = {json.dumps(list(c))} }}' for p, c in paths)
-
-
 def initialize_stanza(issuer_url: str, client_id: str) -> str:
     """OpenBao's self-initialization, from the roles table and SERVICE_LOGINS."""
     requests = [
@@ -101,7 +97,9 @@ def initialize_stanza(issuer_url: str, client_id: str) -> str:
     ]
     for name, ((role, accounts), paths) in SERVICE_LOGINS.items():
         requests.append(
-            _request(f"policy-{name}", f"sys/policies/acl/{name}", {"policy": _policy(paths)})
+            _request(
+                f"policy-{name}", f"sys/policies/acl/{name}", {"policy": roles.policy_json(paths)}
+            )
         )
         requests.append(
             _request(

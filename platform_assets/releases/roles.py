@@ -251,8 +251,12 @@ def grafana_role_settings() -> dict:
 
 
 def openbao_policy(r: Role) -> str:
-    """The role's OpenBao ACL policy (HCL; a JSON list is valid HCL)."""
-    return "\n".join(
-        f'path "{path}" {{ capabilities = {json.dumps(list(caps))} }}'
-        for path, caps in r.openbao_paths
-    )
+    """The role's OpenBao ACL policy, in its JSON form (HCL's superset: one line, no escapes
+    that HCL parsers read differently); "" for a role with no OpenBao login."""
+    if not r.openbao_paths:
+        return ""
+    return policy_json(r.openbao_paths)
+
+
+def policy_json(paths) -> str:
+    return json.dumps({"path": {p: {"capabilities": list(c)} for p, c in paths}})
