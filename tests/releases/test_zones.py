@@ -209,3 +209,14 @@ def test_the_evaluator_follows_the_reference_semantics():
     assert not c.allowed(Host("10.1.3.4"), web, 80)  # except
     assert not c.allowed(client_b, web, 80, "UDP")
     assert c.allowed(client_c, db, 5432)  # db is selected by no policy: not isolated
+
+
+def test_docs_zones_lists_exactly_the_flows_of_the_table():
+    text = (ROOT / "docs" / "zones.md").read_text()
+    section = text.split("| from | to | ports | why |", 1)[1].split("\n\n", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    documented = [tuple(c.strip() for c in row.strip("|").split("|"))[:3] for row in rows]
+    assert documented == [
+        (str(f.source), str(f.destination), ", ".join(map(str, f.ports)) or "every port")
+        for f in zones.FLOWS
+    ]
