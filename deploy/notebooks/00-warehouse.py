@@ -3,7 +3,6 @@
 # release). One lab shared by the developers: Trino sees its queries as TRINO_USER.
 import os
 
-import pandas as pd
 import trino
 
 warehouse = trino.dbapi.connect(
@@ -15,7 +14,9 @@ warehouse = trino.dbapi.connect(
 )
 
 
-def query(sql: str) -> pd.DataFrame:
+def query(sql: str):
+    import pandas as pd  # in the image; imported on use so the connection needs only trino
+
     cursor = warehouse.cursor()
     cursor.execute(sql)
     return pd.DataFrame(cursor.fetchall(), columns=[c[0] for c in cursor.description])
