@@ -158,9 +158,14 @@ def _group_subject(group: str) -> dict:
     return {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
 
 
-def kubernetes_manifests() -> list[dict]:
+def workspace(inv: Inventory) -> tuple[str, ...]:
+    """DEV_WORKSPACE as this inventory has it (nifi's namespace exists only with NiFi on)."""
+    return tuple(ns for ns in DEV_WORKSPACE if ns != "nifi" or inv.nifi)
+
+
+def kubernetes_manifests(namespaces: tuple[str, ...] = DEV_WORKSPACE) -> list[dict]:
     """One ClusterRole and ClusterRoleBinding per role, and the developers' workspace role
-    bound in each DEV_WORKSPACE namespace."""
+    bound in each of `namespaces`."""
     out: list[dict] = []
     for r in ROLES:
         name = f"{PREFIX}-{r.name}"
@@ -195,7 +200,7 @@ def kubernetes_manifests() -> list[dict]:
         }
     )
     workers = [r.group for r in ROLES if r.works_in_workspace and not r.cluster_admin]
-    for namespace in DEV_WORKSPACE:
+    for namespace in namespaces:
         out.append(
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -218,8 +223,8 @@ def access_roles(inv: Inventory) -> Release:
         namespace="kube-system",
         description="The admin, dev and guest roles as ClusterRoles bound to the OIDC groups "
         "picluster-admins, picluster-devs and picluster-guests, and the developers' workspace "
-        f"role in {', '.join(DEV_WORKSPACE)} (docs/roles/).",
-        charts=(Chart(name="access-roles", manifests=tuple(kubernetes_manifests())),),
+        f"role in {', '.join(workspace(inv))} (docs/roles/).",
+        charts=(Chart(name="access-roles", manifests=tuple(kubernetes_manifests(workspace(inv)))),),
         workloads=(),
         needs=("network_zones",),  # the workspace namespaces
     )

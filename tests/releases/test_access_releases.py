@@ -315,3 +315,18 @@ def test_the_provider_comes_from_the_settings():
 def test_the_roles_table_and_the_gateways_agree():
     names = {g.name for g in gateway.gateways(INV)}
     assert {g for r in roles.ROLES for g in r.gateways} == names
+
+
+@pytest.mark.parametrize("nifi", [True, False], ids=["nifi-on", "nifi-off"])
+def test_the_zones_and_roles_charts_only_use_namespaces_that_exist_at_their_install(nifi):
+    # Helm refuses an object in a namespace that does not exist: the zones chart creates its
+    # namespaces itself, the roles chart applies after it.
+    from platform_assets.releases import zones
+
+    inv = inventory(nifi)
+    built = {r.name: r for r in catalogue.releases(inv)}
+    created = set(zones.namespaces(inv))
+    for name in ("network_zones", "access_roles"):
+        for hc in helmcharts(built[name]):
+            used = {m["metadata"].get("namespace") for m in own_manifests(hc)} - {None}
+            assert used <= created, (name, used - created)
