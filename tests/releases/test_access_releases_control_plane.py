@@ -30,5 +30,5 @@ def test_the_access_helmcharts_are_admitted_by_the_real_crd_as_rendered(kube_con
         # Only names of Secrets travel: no secret is ever a literal (OpenBao's client
         # secret is an env reference, oauth2-proxy's a file, the rest Secret names).
         text = json.dumps(manifest["spec"].get("values", {}))
-        for marker in (r'client_secret = \"', r'cookie_secret = \"', '"seal_key": "'):
+        for marker in (r"client_secret = \"", r"cookie_secret = \"", '"seal_key": "'):
             assert marker not in text, manifest["metadata"]["name"]
