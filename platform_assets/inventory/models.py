@@ -236,6 +236,12 @@ class Inventory(_Strict):
         "backups (02:00) and the weekly patches run at local time there.",
     )
 
+    nifi: bool = Field(
+        False,
+        description="Run Apache NiFi (the `nifi` release). Off by default: the capacity plan "
+        "of the example cluster has no room for it (docs/releases.md).",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:

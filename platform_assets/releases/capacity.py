@@ -1,11 +1,15 @@
 """The capacity plan: memory per node from the releases' own resources, before anything deploys.
 
 One source of truth: the requests and limits in the releases' values (`Workload.containers`, the
-same objects the values are rendered from). A workload counts on every node its placement allows
-(a Deployment that may land on any node counts on each; a DaemonSet runs on each). Each node's
-memory less the OS and K3s (server 1.6 GB with its etcd, agent 0.3 GB: K3s resource profiling)
-must keep at least 20 % free after the limits of everything placed there: a prepared Pi has no
-swap, so the OOM killer is all that stands between a burst and a lost node.
+same objects the values are rendered from). A workload with a node selector counts on every node
+the selector allows; a DaemonSet runs on each. A workload that may run on any node (MetalLB's
+controller, cert-manager, the CloudNativePG operator, the injector, the gateways) runs on one
+node, so it counts once: the plan places each, largest first, on the node with the most memory
+left, as the scheduler's least-allocated scoring would, and shows where (counting a
+one-replica Deployment on all four nodes reserved four times its memory for one pod). Each
+node's memory less the OS and K3s (server 1.6 GB with its etcd, agent 0.3 GB: K3s resource
+profiling) must keep at least 20 % free after the limits of everything placed there: a
+prepared Pi has no swap, so the OOM killer is all that stands between a burst and a lost node.
 """
 
 from collections.abc import Iterable, Sequence
@@ -27,6 +31,7 @@ class Placed:
     request_mib: int
     limit_mib: int
     planned: bool  # from a release a later issue builds
+    floating: bool = False  # may run anywhere: placed here by the plan
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,11 @@ def nodes_for(workload: Workload, inv: Inventory) -> list[Node]:
     ]
 
 
+def floats(workload: Workload) -> bool:
+    """May run on any node, one replica set: counted once, where the plan places it."""
+    return not workload.node_selector and not workload.every_node
+
+
 def capacity_plan(
     inv: Inventory,
     releases: Sequence[Release],
@@ -123,9 +133,13 @@ def capacity_plan(
 ) -> CapacityPlan:
     placed: dict[str, list[Placed]] = {n.name: [] for n in inv.nodes}
     unplaceable = []
+    floating: list[tuple[Release | PlannedRelease, Workload, bool]] = []
     candidates = [(r, False) for r in releases] + [(r, True) for r in planned]
     for release, is_planned in candidates:
         for workload in release.workloads:
+            if floats(workload):
+                floating.append((release, workload, is_planned))
+                continue
             nodes = nodes_for(workload, inv)
             if not nodes:
                 unplaceable.append(
@@ -141,6 +155,26 @@ def capacity_plan(
                         is_planned,
                     )
                 )
+
+    def room(node: Node) -> int:
+        reserved = OS_RESERVED_MIB + (K3S_SERVER_MIB if node.role == "server" else K3S_AGENT_MIB)
+        return node.memory_mib - reserved - sum(p.limit_mib for p in placed[node.name])
+
+    # Largest first onto the node with the most room (the first such in the inventory on a tie).
+    for release, workload, is_planned in sorted(
+        floating, key=lambda f: (-f[1].memory_limit_mib, f[0].name, f[1].name)
+    ):
+        node = max(inv.nodes, key=lambda n: (room(n), -inv.nodes.index(n)))
+        placed[node.name].append(
+            Placed(
+                release.name,
+                workload.name,
+                workload.memory_request_mib,
+                workload.memory_limit_mib,
+                is_planned,
+                floating=True,
+            )
+        )
     return CapacityPlan(
         nodes=tuple(
             NodeBudget(n.name, n.role, n.memory_mib, tuple(placed[n.name])) for n in inv.nodes
@@ -170,6 +204,7 @@ def markdown(plan: CapacityPlan) -> str:
                 ", ".join(
                     f"{p.release}/{p.workload} {p.request_mib}/{p.limit_mib}"
                     + (" (planned)" if p.planned else "")
+                    + (" (may run anywhere; placed here)" if p.floating else "")
                     for p in n.placed
                 )
                 or "nothing placed"

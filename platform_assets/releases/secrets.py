@@ -24,6 +24,12 @@ _ACCESS_KEY_CHARS = string.ascii_uppercase + string.digits
 
 
 def _random_value(key: str) -> str:
+    if key == "seal_key":
+        # OpenBao's static seal: a 32-byte AES-256 key, base64.
+        return base64.b64encode(secrets.token_bytes(32)).decode()
+    if key == "cookie_secret":
+        # oauth2-proxy: exactly 32 bytes for AES-256 (24 random bytes in URL-safe base64).
+        return secrets.token_urlsafe(24)
     if key == "access_key":
         # S3 access keys are printable identifiers (20 upper-case alphanumerics by convention).
         return "".join(secrets.choice(_ACCESS_KEY_CHARS) for _ in range(20))

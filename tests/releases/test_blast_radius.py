@@ -53,21 +53,32 @@ CASES = [
     # Besides releases that may run anywhere, the server holds Dagster's run pods (the
     # capacity plan counts them where they prefer to run).
     (["node", "pi-server"], ["dagster"], []),
-    (["node", "pi-agent-1"], ["metastore", "trino"], WAREHOUSE),
+    (["node", "pi-agent-1"], ["metastore", "notebooks", "trino"], WAREHOUSE),
     (
         ["node", "pi-agent-2"],
-        ["dagster", "metastore", "postgres", "trino"],
+        # OpenBao sits beside PostgreSQL: without it the gateway cannot start.
+        ["dagster", "gateway", "metastore", "notebooks", "postgres", "secrets", "trino"],
         CURATED + WAREHOUSE + BACKUPS,
     ),
-    (["node", "pi-agent-3"], ["dagster", "metastore", "object_store", "trino"], EVERY_DATA_ASSET),
+    (
+        ["node", "pi-agent-3"],
+        ["dagster", "metastore", "notebooks", "object_store", "trino"],
+        EVERY_DATA_ASSET,
+    ),
     (
         ["postgres_operator"],
-        ["dagster", "metastore", "postgres", "trino"],
+        ["dagster", "metastore", "notebooks", "postgres", "trino"],
         CURATED + WAREHOUSE + BACKUPS,
     ),
-    (["metallb"], ["dagster", "metastore", "object_store", "trino"], EVERY_DATA_ASSET),
-    (["trino"], [], WAREHOUSE),
-    (["cert_manager"], [], []),
+    (
+        ["metallb"],
+        ["dagster", "gateway", "metastore", "notebooks", "object_store", "trino"],
+        EVERY_DATA_ASSET,
+    ),
+    (["trino"], ["notebooks"], WAREHOUSE),
+    (["cert_manager"], ["gateway"], []),
+    (["secrets"], ["gateway"], []),
+    (["network_zones"], ["access_roles", "gateway", "secrets"], []),
 ]
 
 
@@ -103,7 +114,7 @@ def test_the_lineage_comes_from_the_resources_each_data_asset_uses(graph):
 
 def test_node_and_release_assets_carry_their_blast_radius(graph):
     meta = graph.get(dg.AssetKey(["node", "pi-agent-1"])).metadata["blast_radius"].value
-    assert meta.startswith("- releases down: metastore, trino\n")
+    assert meta.startswith("- releases down: metastore, notebooks, trino\n")
 
 
 def _cli(tmp_path, arg):
@@ -124,7 +135,7 @@ def test_the_cli_answers_for_a_node(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[:2] == [
         "pi-agent-2 down takes down:",
-        "- releases down: dagster, metastore, postgres, trino",
+        "- releases down: dagster, gateway, metastore, notebooks, postgres, secrets, trino",
     ]
 
 

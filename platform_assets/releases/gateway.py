@@ -1,0 +1,197 @@
+"""The `gateway` release: oauth2-proxy in front of every UI, in the DMZ, TLS from the LAN CA.
+
+One oauth2-proxy per audience, because oauth2-proxy authorizes groups per instance, not per
+path: `ops` (admins: the full Dagster webserver), `lab` (developers: JupyterLab, Trino's UI,
+NiFi when on) and `dash` (everyone: Grafana, the read-only Dagster webserver). Which roles pass
+which gateway is the roles table's (roles.py). Each gateway is a LoadBalancer address of its
+own (MetalLB) with its own name, `<gateway>.<domain>`, and a certificate cert-manager issues
+from the `lan-ca` ClusterIssuer.
+
+Its secrets: the OIDC client secret is injected from OpenBao (`secret/gateway/oidc`, key
+`client_secret`, written by an admin) by the agent as a file; the cookie secret is generated
+by the platform (`gateway/gateway-cookie`).
+"""
+
+from dataclasses import dataclass
+
+from platform_assets.inventory import Inventory
+from platform_assets.releases import openbao, roles
+from platform_assets.releases.access_settings import AccessSettings, load_access_settings
+from platform_assets.releases.spec import (
+    Chart,
+    Container,
+    GeneratedSecret,
+    Image,
+    Release,
+    Workload,
+)
+
+NAMESPACE = "gateway"
+CHART_REPO = "https://oauth2-proxy.github.io/manifests"
+CHART_VERSION = "7.1.0"  # appVersion 7.6.0 (the chart's Chart.yaml)
+# The chart prefixes the tag with "v": this pulls quay.io/oauth2-proxy/oauth2-proxy:v7.6.0.
+IMAGE = Image("quay.io/oauth2-proxy/oauth2-proxy", "7.6.0")
+# A Go proxy with cookie sessions: small (no published Pi figure; idle it is tens of MiB).
+# One per gateway, named after it here (the chart names every one's container oauth2-proxy).
+PROXY_MEMORY = (32, 64)
+
+
+def proxy(gateway_name: str) -> Container:
+    return Container(f"oauth2-proxy-{gateway_name}", IMAGE, *PROXY_MEMORY, "10m", "200m")
+
+
+HTTPS_PORT = 4443
+SECRET_FILE = "/vault/secrets/oidc-client-secret"  # noqa: S105 (a path)
+TLS_DIR = "/etc/gateway-tls"
+COOKIE_SECRET = "gateway-cookie"  # noqa: S105 (a Secret's name)
+
+# Upstreams: Services as their releases name them (dagster.py, catalogue.py, notebooks.py,
+# nifi.py; Grafana's is the monitoring release's). A path in an upstream URL is its route.
+DAGSTER = "http://dagster-dagster-webserver.dagster.svc:80/"
+DAGSTER_READ_ONLY = "http://dagster-dagster-webserver-read-only.dagster.svc:80/"
+GRAFANA = "http://grafana.monitoring.svc:80/grafana/"
+JUPYTER = "http://jupyterlab.notebooks.svc:8888/"
+TRINO_UI = "http://trino.query.svc:8080/ui/"
+NIFI = ("https://nifi.nifi.svc:8443/nifi/", "https://nifi.nifi.svc:8443/nifi-api/")
+
+
+@dataclass(frozen=True)
+class Gateway:
+    name: str
+    upstreams: tuple[str, ...]
+    purpose: str
+
+
+def gateways(inv: Inventory) -> tuple[Gateway, ...]:
+    return (
+        Gateway("ops", (DAGSTER,), "the full Dagster webserver"),
+        Gateway("lab", (JUPYTER, TRINO_UI, *(NIFI if inv.nifi else ())), "JupyterLab, Trino, NiFi"),
+        Gateway("dash", (DAGSTER_READ_ONLY, GRAFANA), "Grafana, the read-only Dagster"),
+    )
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def config_file(g: Gateway, access: AccessSettings) -> str:
+    """oauth2-proxy's configuration file (TOML) for one gateway."""
+    host = access.host(g.name)
+    settings = {
+        "provider": "oidc",
+        "oidc_issuer_url": access.issuer_url,
+        "client_id": access.client_id,
+        "client_secret_file": SECRET_FILE,
+        "redirect_url": f"https://{host}/oauth2/callback",
+        "scope": "openid email profile groups",
+        "oidc_groups_claim": "groups",
+        "allowed_groups": roles.groups_for_gateway(g.name),
+        "email_domains": ["*"],
+        "upstreams": list(g.upstreams),
+        "cookie_name": f"_picluster_{g.name}",
+        "cookie_secure": True,
+        "cookie_domains": [host],
+        "whitelist_domains": [host],
+        "tls_cert_file": f"{TLS_DIR}/tls.crt",
+        "tls_key_file": f"{TLS_DIR}/tls.key",
+        "skip_provider_button": True,
+        "pass_user_headers": True,
+        # NiFi serves HTTPS with its own self-signed certificate inside the internal zone.
+        "ssl_upstream_insecure_skip_verify": any(u.startswith("https://") for u in g.upstreams),
+    }
+    return "".join(f"{k} = {_toml(v)}\n" for k, v in settings.items())
+
+
+def agent_annotations() -> dict[str, str]:
+    """The OpenBao agent writes the client secret into the pod before oauth2-proxy starts.
+    (This chart version renders podAnnotations with toYaml, not tpl: the agent's template
+    reaches the pod as written.)"""
+    prefix = "vault.hashicorp.com"
+    return {
+        f"{prefix}/agent-inject": "true",
+        f"{prefix}/agent-pre-populate-only": "true",
+        f"{prefix}/service": openbao.ADDRESS,
+        f"{prefix}/role": "gateway",
+        f"{prefix}/agent-inject-secret-oidc-client-secret": "secret/data/gateway/oidc",
+        f"{prefix}/agent-inject-template-oidc-client-secret": (
+            '{{- with secret "secret/data/gateway/oidc" -}}'
+            "{{ .Data.data.client_secret }}"
+            "{{- end -}}"
+        ),
+    }
+
+
+def chart_values(g: Gateway, access: AccessSettings) -> dict:
+    return {
+        "fullnameOverride": f"gateway-{g.name}",
+        "image": {"repository": IMAGE.repository, "tag": IMAGE.tag},
+        "config": {"clientID": access.client_id, "configFile": config_file(g, access)},
+        # Neither secret is a chart value: the client secret is injected as a file, the
+        # cookie secret comes from the generated Secret.
+        "proxyVarsAsSecrets": False,
+        "extraEnv": [
+            {
+                "name": "OAUTH2_PROXY_COOKIE_SECRET",
+                "valueFrom": {"secretKeyRef": {"name": COOKIE_SECRET, "key": "cookie_secret"}},
+            }
+        ],
+        "httpScheme": "https",
+        "service": {"type": "LoadBalancer", "portNumber": 443},
+        "serviceAccount": {"enabled": True},
+        "podLabels": dict(openbao.INJECT_LABEL),
+        "podAnnotations": agent_annotations(),
+        "resources": proxy(g.name).resources(),
+        "extraVolumes": [{"name": "tls", "secret": {"secretName": f"gateway-{g.name}-tls"}}],
+        "extraVolumeMounts": [{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}],
+    }
+
+
+def certificate(g: Gateway, access: AccessSettings) -> dict:
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {"name": f"gateway-{g.name}", "namespace": NAMESPACE},
+        "spec": {
+            "secretName": f"gateway-{g.name}-tls",
+            "dnsNames": [access.host(g.name)],
+            "duration": "2160h",
+            "renewBefore": "360h",
+            "privateKey": {"algorithm": "ECDSA", "size": 256},
+            "issuerRef": {"name": "lan-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"},
+        },
+    }
+
+
+def gateway(inv: Inventory) -> Release:
+    access = load_access_settings()
+    gs = gateways(inv)
+    return Release(
+        name="gateway",
+        namespace=NAMESPACE,
+        description="Single sign-on in front of every UI: oauth2-proxy (OIDC provider "
+        f"{access.issuer_url}) as ops.{access.domain} (admins: Dagster), lab.{access.domain} "
+        f"(developers: JupyterLab, Trino{', NiFi' if inv.nifi else ''}) and "
+        f"dash.{access.domain} (everyone: Grafana, read-only Dagster), TLS from the LAN CA. DMZ.",
+        charts=(
+            Chart(name="gateway-tls", manifests=tuple(certificate(g, access) for g in gs)),
+            *(
+                Chart(
+                    name=f"gateway-{g.name}",
+                    repo=CHART_REPO,
+                    chart="oauth2-proxy",
+                    version=CHART_VERSION,
+                    values=chart_values(g, access),
+                )
+                for g in gs
+            ),
+        ),
+        workloads=tuple(Workload("Deployment", f"gateway-{g.name}", (proxy(g.name),)) for g in gs),
+        needs=("cert_manager", "metallb", "secrets"),
+        secrets=(
+            GeneratedSecret(name=COOKIE_SECRET, namespace=NAMESPACE, keys=("cookie_secret",)),
+        ),
+    )

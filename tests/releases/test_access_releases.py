@@ -1,0 +1,332 @@
+"""The access releases (secrets, gateway, notebooks, nifi) and the zones and roles charts, as
+rendered: pinned charts, our manifests against the Kubernetes schema, resources on every
+container, OpenBao's configuration parsed as the HCL it reads, the gateways' groups from the
+roles table, the NiFi switch, and no secret value anywhere. Charts are not fetched here, so an
+upstream chart's own templates are not rendered (docs/releases.md says what only a Pi proves)."""
+
+import json
+from pathlib import Path
+
+import hcl
+import kubernetes_validate
+import pytest
+import yaml
+
+from platform_assets.inventory import parse_inventory
+from platform_assets.releases import catalogue, gateway, openbao, roles
+from platform_assets.releases.access_settings import load_access_settings
+from platform_assets.releases.spec import helmcharts
+from resources.settings import SettingsError
+from tests.releases.test_rendering import K8S_SCHEMA, _containers, own_manifests
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = yaml.safe_load((ROOT / "inventory.example.yaml").read_text())
+
+
+def inventory(nifi: bool):
+    return parse_inventory({**EXAMPLE, "nifi": nifi}, "inventory.yaml")
+
+
+INV = inventory(nifi=True)
+RELEASES = {r.name: r for r in catalogue.releases(INV)}
+ACCESS = ("network_zones", "access_roles", "secrets", "gateway", "notebooks", "nifi")
+CHARTS = {m["metadata"]["name"]: m for name in ACCESS for m in helmcharts(RELEASES[name])}
+OWN = [name for name, hc in CHARTS.items() if "chartContent" in hc["spec"]]
+
+
+# (HelmChart, target namespace, repo, chart, version, failurePolicy)
+UPSTREAM = [
+    ("openbao", "secrets", "https://openbao.github.io/openbao-helm", "openbao", "0.28.0", "abort"),
+    *(
+        (
+            f"gateway-{g}",
+            "gateway",
+            "https://oauth2-proxy.github.io/manifests",
+            "oauth2-proxy",
+            "7.1.0",
+            "reinstall",
+        )
+        for g in ("ops", "lab", "dash")
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "namespace", "repo", "chart", "version", "policy"), UPSTREAM)
+def test_upstream_charts_are_pinned(name, namespace, repo, chart, version, policy):
+    spec = CHARTS[name]["spec"]
+    assert (spec["targetNamespace"], spec["repo"], spec["chart"], spec["version"]) == (
+        namespace,
+        repo,
+        chart,
+        version,
+    )
+    assert spec["failurePolicy"] == policy
+
+
+def test_our_charts_are_the_expected_ones():
+    assert OWN == ["network-zones", "access-roles", "gateway-tls", "jupyterlab", "nifi"]
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        m
+        for n in OWN
+        for m in own_manifests(CHARTS[n])
+        if m["kind"] not in ("Certificate",)  # cert-manager's CRD: admitted by test_control_plane
+    ],
+    ids=lambda m: f"{m['kind']}/{m['metadata'].get('namespace', '')}/{m['metadata']['name']}",
+)
+def test_our_manifests_pass_the_kubernetes_schema(manifest):
+    kubernetes_validate.validate(manifest, K8S_SCHEMA, strict=True)
+
+
+@pytest.mark.parametrize("name", OWN)
+def test_our_manifests_hold_no_helm_template_syntax_and_every_container_its_resources(name):
+    manifests = own_manifests(CHARTS[name])
+    assert "{{" not in json.dumps(manifests)
+    for c in _containers(manifests):
+        assert c["resources"]["requests"]["memory"] and c["resources"]["limits"]["memory"], c
+        assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["cpu"], c
+
+
+# --- secrets (OpenBao) -------------------------------------------------------------------------
+
+
+def _config() -> dict:
+    values = CHARTS["openbao"]["spec"]["values"]
+    return hcl.loads(values["server"]["ha"]["raft"]["config"])
+
+
+def _requests() -> dict:
+    return {k: v for r in _config()["initialize"]["platform"]["request"] for k, v in r.items()}
+
+
+def test_openbao_unseals_itself_from_the_generated_key_given_as_environment():
+    config = _config()
+    assert config["seal"]["static"]["current_key"] == f"env://{openbao.SEAL_ENV}"
+    server = CHARTS["openbao"]["spec"]["values"]["server"]
+    assert {
+        e["envName"]: (e["secretName"], e["secretKey"])
+        for e in server["extraSecretEnvironmentVars"]
+        if e["envName"] == openbao.SEAL_ENV
+    } == {openbao.SEAL_ENV: (openbao.SEAL_SECRET, openbao.SEAL_KEY)}
+    (seal,) = [s for s in RELEASES["secrets"].secrets if s.name == openbao.SEAL_SECRET]
+    assert seal.keys == (openbao.SEAL_KEY,)
+    assert config["storage"]["raft"]["path"] == server["dataStorage"].get(
+        "mountPath", "/openbao/data"
+    )
+
+
+def test_the_seal_key_is_32_random_bytes():
+    import base64
+
+    from platform_assets.releases.secrets import generate
+
+    (seal,) = [s for s in RELEASES["secrets"].secrets if s.name == openbao.SEAL_SECRET]
+    keys = [base64.b64decode(generate(seal)[openbao.SEAL_KEY]) for _ in range(2)]
+    assert [len(k) for k in keys] == [32, 32] and keys[0] != keys[1]
+
+
+def test_only_the_admins_group_can_log_in_to_the_admin_policy_and_guests_cannot_log_in():
+    requests = _requests()
+    oidc_roles = {
+        path.rsplit("/", 1)[1]: r["data"]
+        for r in requests.values()
+        if (path := r["path"]).startswith("auth/oidc/role/")
+    }
+    assert sorted(oidc_roles) == ["admin", "dev"]
+    assert oidc_roles["admin"]["bound_claims"] == {"groups": ["picluster-admins"]}
+    assert oidc_roles["admin"]["token_policies"] == ["admin"]
+    assert oidc_roles["dev"]["bound_claims"] == {"groups": ["picluster-devs"]}
+    assert oidc_roles["dev"]["token_policies"] == ["dev"]
+    admin_policy = requests["policy-admin"]["data"]["policy"]
+    assert hcl.loads(admin_policy)["path"]["*"]["capabilities"][-1] == "sudo"
+    dev_policy = hcl.loads(requests["policy-dev"]["data"]["policy"])
+    assert "*" not in dev_policy["path"] and "sys/*" not in dev_policy["path"]
+
+
+def test_the_gateway_pods_read_only_their_own_secrets_through_kubernetes_login():
+    requests = _requests()
+    role = requests["kubernetes-role-gateway"]["data"]
+    assert role["bound_service_account_namespaces"] == ["gateway"]
+    assert role["bound_service_account_names"] == [f"gateway-{g}" for g in ("ops", "lab", "dash")]
+    policy = hcl.loads(requests["policy-gateway"]["data"]["policy"])
+    assert policy["path"] == {"secret/data/gateway/*": {"capabilities": ["read"]}}
+
+
+def test_the_oidc_client_secret_comes_from_the_environment_never_the_config():
+    data = _requests()["oidc-auth-config"]["data"]
+    assert data["oidc_client_secret"] == {
+        "eval_type": "string",
+        "eval_source": "env",
+        "env_var": openbao.OIDC_ENV,
+    }
+
+
+def test_the_injector_only_mutates_pods_that_ask_and_then_fails_closed():
+    webhook = CHARTS["openbao"]["spec"]["values"]["injector"]["webhook"]
+    assert webhook == {
+        "failurePolicy": "Fail",
+        "objectSelector": {"matchLabels": openbao.INJECT_LABEL},
+    }
+
+
+# --- gateway -----------------------------------------------------------------------------------
+
+
+def _gateway_config(name: str) -> dict:
+    import tomllib
+
+    return tomllib.loads(CHARTS[f"gateway-{name}"]["spec"]["values"]["config"]["configFile"])
+
+
+# (gateway, groups it lets through, upstreams)
+GATEWAYS = [
+    ("ops", ["picluster-admins"], [gateway.DAGSTER]),
+    (
+        "lab",
+        ["picluster-admins", "picluster-devs"],
+        [gateway.JUPYTER, gateway.TRINO_UI, *gateway.NIFI],
+    ),
+    (
+        "dash",
+        ["picluster-admins", "picluster-devs", "picluster-guests"],
+        [gateway.DAGSTER_READ_ONLY, gateway.GRAFANA],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "groups", "upstreams"), GATEWAYS)
+def test_each_gateway_lets_through_its_roles_to_its_upstreams_over_lan_ca_tls(
+    name, groups, upstreams
+):
+    config = _gateway_config(name)
+    assert config["allowed_groups"] == groups
+    assert config["upstreams"] == upstreams
+    assert config["redirect_url"] == f"https://{name}.picluster.lan/oauth2/callback"
+    assert config["oidc_issuer_url"] == "https://sso.picluster.lan/realms/picluster"
+    assert config["client_secret_file"] == gateway.SECRET_FILE
+    (cert,) = [
+        m
+        for m in own_manifests(CHARTS["gateway-tls"])
+        if m["metadata"]["name"] == f"gateway-{name}"
+    ]
+    assert cert["spec"]["dnsNames"] == [f"{name}.picluster.lan"]
+    assert cert["spec"]["issuerRef"]["name"] == "lan-ca"
+    values = CHARTS[f"gateway-{name}"]["spec"]["values"]
+    assert values["extraVolumes"] == [
+        {"name": "tls", "secret": {"secretName": cert["spec"]["secretName"]}}
+    ]
+    assert values["service"]["type"] == "LoadBalancer"
+
+
+def test_the_gateways_carry_no_secret_value_and_the_injected_file_is_the_client_secret():
+    for name in ("ops", "lab", "dash"):
+        values = CHARTS[f"gateway-{name}"]["spec"]["values"]
+        assert values["proxyVarsAsSecrets"] is False
+        text = json.dumps(values)
+        assert "client_secret =" not in text and "cookie_secret =" not in text
+        annotations = values["podAnnotations"]
+        assert annotations["vault.hashicorp.com/role"] == "gateway"
+        assert annotations["vault.hashicorp.com/agent-pre-populate-only"] == "true"
+        assert values["podLabels"] == openbao.INJECT_LABEL
+    assert not RELEASES["gateway"].secrets[0].derived_from  # the cookie secret is generated
+
+
+def test_lab_without_nifi_has_no_nifi_upstream():
+    inv = inventory(nifi=False)
+    (lab,) = [g for g in gateway.gateways(inv) if g.name == "lab"]
+    assert lab.upstreams == (gateway.JUPYTER, gateway.TRINO_UI)
+
+
+# --- notebooks and nifi ------------------------------------------------------------------------
+
+
+def test_the_lab_has_the_warehouse_connection_and_only_the_gateway_reaches_it():
+    deployment = next(m for m in own_manifests(CHARTS["jupyterlab"]) if m["kind"] == "Deployment")
+    (lab,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in lab["env"]}
+    assert env["TRINO_HOST"] == "trino.query.svc" and env["TRINO_CATALOG"] == "hive"
+    startup = (ROOT / "deploy" / "notebooks" / "00-warehouse.py").read_text()
+    for name in env:
+        assert f'os.environ["{name}"]' in startup
+    dockerfile = (ROOT / "deploy" / "notebooks" / "Dockerfile").read_text()
+    pinned = next(
+        line for line in (ROOT / "pyproject.toml").read_text().splitlines() if '"trino==' in line
+    )
+    assert pinned.strip(' ",') in dockerfile  # the client the platform itself pins
+
+
+def test_nifi_is_off_by_default_and_then_applies_nothing():
+    assert EXAMPLE["nifi"] is False
+    off = next(r for r in catalogue.releases(inventory(nifi=False)) if r.name == "nifi")
+    assert off.charts == () and off.workloads == () and off.secrets == ()
+
+
+def test_nifi_on_runs_on_the_server_with_generated_login_credentials():
+    statefulset = next(m for m in own_manifests(CHARTS["nifi"]) if m["kind"] == "StatefulSet")
+    pod = statefulset["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"picluster.io/zone": "control"}
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    for name in ("SINGLE_USER_CREDENTIALS_PASSWORD", "NIFI_SENSITIVE_PROPS_KEY"):
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "nifi-login"
+    assert env["NIFI_WEB_PROXY_HOST"]["value"] == "lab.picluster.lan"
+
+
+def test_a_wrong_nifi_switch_is_refused_naming_the_field():
+    from platform_assets.inventory import InventoryError
+
+    with pytest.raises(InventoryError, match="nifi"):
+        parse_inventory({**EXAMPLE, "nifi": "yes"}, "inventory.yaml")
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+BAD_SETTINGS = [
+    ({"PICLUSTER_OIDC_ISSUER_URL": "http://sso.lan"}, "PICLUSTER_OIDC_ISSUER_URL"),
+    ({"PICLUSTER_OIDC_ISSUER_URL": "https://sso.lan/a b"}, "PICLUSTER_OIDC_ISSUER_URL"),
+    ({"PICLUSTER_OIDC_CLIENT_ID": "has space"}, "PICLUSTER_OIDC_CLIENT_ID"),
+    ({"PICLUSTER_GATEWAY_DOMAIN": "localhost"}, "PICLUSTER_GATEWAY_DOMAIN"),
+]
+
+
+@pytest.mark.parametrize(("environ", "variable"), BAD_SETTINGS)
+def test_a_wrong_access_setting_is_refused_naming_the_variable(environ, variable):
+    with pytest.raises(SettingsError, match=variable):
+        load_access_settings(environ)
+
+
+def test_the_provider_comes_from_the_settings():
+    access = load_access_settings(
+        {
+            "PICLUSTER_OIDC_ISSUER_URL": "https://auth.home.example/application/o/pi/",
+            "PICLUSTER_OIDC_CLIENT_ID": "pi-gateway",
+            "PICLUSTER_GATEWAY_DOMAIN": "home.example",
+        }
+    )
+    assert access.issuer_url == "https://auth.home.example/application/o/pi"
+    text = gateway.config_file(gateway.gateways(INV)[0], access)
+    assert 'oidc_issuer_url = "https://auth.home.example/application/o/pi"' in text
+    assert 'redirect_url = "https://ops.home.example/oauth2/callback"' in text
+    assert 'client_id = "pi-gateway"' in text
+
+
+def test_the_roles_table_and_the_gateways_agree():
+    names = {g.name for g in gateway.gateways(INV)}
+    assert {g for r in roles.ROLES for g in r.gateways} == names
+
+
+@pytest.mark.parametrize("nifi", [True, False], ids=["nifi-on", "nifi-off"])
+def test_the_zones_and_roles_charts_only_use_namespaces_that_exist_at_their_install(nifi):
+    # Helm refuses an object in a namespace that does not exist: the zones chart creates its
+    # namespaces itself, the roles chart applies after it.
+    from platform_assets.releases import zones
+
+    inv = inventory(nifi)
+    built = {r.name: r for r in catalogue.releases(inv)}
+    created = set(zones.namespaces(inv))
+    for name in ("network_zones", "access_roles"):
+        for hc in helmcharts(built[name]):
+            used = {m["metadata"].get("namespace") for m in own_manifests(hc)} - {None}
+            assert used <= created, (name, used - created)
