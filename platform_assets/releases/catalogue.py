@@ -829,6 +829,14 @@ def trino(inv: Inventory) -> Release:
 # --- dagster (platform_assets/releases/dagster.py) ---------------------------------------------
 
 
+def _observability_builders():
+    # monitoring.py and logs.py (issue 12); imported here, after the builders above they use.
+    from platform_assets.releases.logs import logging
+    from platform_assets.releases.monitoring import monitoring
+
+    return (monitoring, logging)
+
+
 def dagster(inv: Inventory) -> Release:
     from platform_assets.releases import dagster as dagster_release
 
@@ -847,6 +855,7 @@ RELEASE_BUILDERS = (
     metastore,
     trino,
     dagster,
+    *_observability_builders(),
 )
 RELEASE_NAMES = tuple(b.__name__ for b in RELEASE_BUILDERS)
 
@@ -870,27 +879,6 @@ def _w(kind, name, request, limit, selector=None, replicas=1) -> Workload:
 # not measured on a Pi): in the plan now so the whole catalogue's fit is known before any of them
 # is built. Each one moves into RELEASE_BUILDERS when its issue lands.
 PLANNED = (
-    PlannedRelease(
-        "monitoring",
-        "monitoring",
-        (
-            _w("StatefulSet", "prometheus", 512, 2048, CONTROL_NODE),
-            _w("StatefulSet", "alertmanager", 64, 128, CONTROL_NODE),
-            _w("Deployment", "prometheus-operator", 32, 80, CONTROL_NODE),
-            _w("Deployment", "kube-state-metrics", 64, 128, CONTROL_NODE),
-            _w("DaemonSet", "node-exporter", 32, 64),
-        ),
-        "ricsanfre/pi-cluster, kube-prometheus defaults (issue 12)",
-    ),
-    PlannedRelease(
-        "logging",
-        "logging",
-        (
-            _w("StatefulSet", "loki", 256, 512, CONTROL_NODE),
-            _w("DaemonSet", "log-agent", 64, 128),
-        ),
-        "estimate (issue 12)",
-    ),
     PlannedRelease(
         "secrets",
         "secrets",
