@@ -12,9 +12,12 @@ Placement (the inventory decides which node carries which label):
 | `picluster.io/object-store=true` | object_store | pi-agent-3 |
 | `picluster.io/metastore=true` | metastore | pi-agent-1 |
 | `picluster.io/trino=coordinator` / `worker` | trino | pi-agent-1 / pi-agent-2 |
+| `picluster.io/operators=true` | metallb (controller), cert_manager, postgres_operator | pi-server, pi-agent-3 |
+| `picluster.io/monitoring=true` / `dashboards` | monitoring (Prometheus ... / Grafana) | pi-agent-1 / pi-agent-2 |
+| `picluster.io/logging=true` | logging (Loki) | pi-agent-2 |
 
-Releases with no label (MetalLB, cert-manager, the CloudNativePG operator) may run anywhere and
-are counted on every node by the capacity plan.
+DaemonSets (MetalLB's speaker, node_exporter, Fluent Bit) run on every node and are counted on
+each.
 """
 
 import json
@@ -37,6 +40,10 @@ TRINO_COORDINATOR_NODE = {"picluster.io/trino": "coordinator"}
 TRINO_WORKER_NODE = {"picluster.io/trino": "worker"}
 DAGSTER_NODE = {"picluster.io/dagster": "true"}
 CONTROL_NODE = {"picluster.io/zone": "control"}
+# The cluster's single-replica operators (MetalLB's controller, cert-manager, CloudNativePG):
+# on the nodes carrying this label only, so the plan counts them there and not on all four
+# (unpinned, each counted ~1 GiB on every node: room monitoring and logging need).
+OPERATORS_NODE = {"picluster.io/operators": "true"}
 
 # K3s's bundled local-path provisioner: volumes on the node's own disk (the pods are pinned to a
 # node anyway, so nothing is lost by not having networked storage).
@@ -139,6 +146,7 @@ def metallb(inv: Inventory) -> Release:
                     "controller": {
                         "image": _image_values(METALLB_CONTROLLER.image),
                         "resources": METALLB_CONTROLLER.resources(),
+                        "nodeSelector": dict(OPERATORS_NODE),
                     },
                     "speaker": {
                         "image": _image_values(METALLB_SPEAKER.image),
@@ -151,7 +159,12 @@ def metallb(inv: Inventory) -> Release:
             Chart(name="metallb-pool", manifests=pool_manifests),
         ),
         workloads=(
-            Workload("Deployment", "metallb-controller", (METALLB_CONTROLLER,)),
+            Workload(
+                "Deployment",
+                "metallb-controller",
+                (METALLB_CONTROLLER,),
+                node_selector=OPERATORS_NODE,
+            ),
             Workload("DaemonSet", "metallb-speaker", (METALLB_SPEAKER,)),
         ),
     )
@@ -235,13 +248,16 @@ def cert_manager(inv: Inventory) -> Release:
                     "crds": {"enabled": True, "keep": True},
                     "image": _image_values(CM_CONTROLLER.image),
                     "resources": CM_CONTROLLER.resources(),
+                    "nodeSelector": dict(OPERATORS_NODE),
                     "webhook": {
                         "image": _image_values(CM_WEBHOOK.image),
                         "resources": CM_WEBHOOK.resources(),
+                        "nodeSelector": dict(OPERATORS_NODE),
                     },
                     "cainjector": {
                         "image": _image_values(CM_CAINJECTOR.image),
                         "resources": CM_CAINJECTOR.resources(),
+                        "nodeSelector": dict(OPERATORS_NODE),
                     },
                     # A post-install Job that only waits for the webhook: release_ready checks
                     # the webhook's rollout itself, and the Job would be a container without
@@ -253,9 +269,16 @@ def cert_manager(inv: Inventory) -> Release:
             Chart(name="lan-ca", manifests=ca, owns_data=True),
         ),
         workloads=(
-            Workload("Deployment", "cert-manager", (CM_CONTROLLER,)),
-            Workload("Deployment", "cert-manager-webhook", (CM_WEBHOOK,)),
-            Workload("Deployment", "cert-manager-cainjector", (CM_CAINJECTOR,)),
+            Workload("Deployment", "cert-manager", (CM_CONTROLLER,), node_selector=OPERATORS_NODE),
+            Workload(
+                "Deployment", "cert-manager-webhook", (CM_WEBHOOK,), node_selector=OPERATORS_NODE
+            ),
+            Workload(
+                "Deployment",
+                "cert-manager-cainjector",
+                (CM_CAINJECTOR,),
+                node_selector=OPERATORS_NODE,
+            ),
         ),
     )
 
@@ -288,10 +311,13 @@ def postgres_operator(inv: Inventory) -> Release:
                     "crds": {"create": True},
                     "image": _image_values(CNPG_MANAGER.image),
                     "resources": CNPG_MANAGER.resources(),
+                    "nodeSelector": dict(OPERATORS_NODE),
                 },
             ),
         ),
-        workloads=(Workload("Deployment", "cloudnative-pg", (CNPG_MANAGER,)),),
+        workloads=(
+            Workload("Deployment", "cloudnative-pg", (CNPG_MANAGER,), node_selector=OPERATORS_NODE),
+        ),
     )
 
 

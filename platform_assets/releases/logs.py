@@ -287,13 +287,7 @@ def _loki_manifests() -> list[dict]:
         "metadata": {"name": "loki", "namespace": NAMESPACE, "labels": labels},
         "spec": {"selector": labels, "ports": [{"name": "http", "port": LOKI_PORT}]},
     }
-    monitor = {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": {"name": "loki", "namespace": NAMESPACE, "labels": labels},
-        "spec": {"selector": {"matchLabels": labels}, "endpoints": [{"port": "http"}]},
-    }
-    return [config, statefulset, service, monitor]
+    return [config, statefulset, service]
 
 
 def _fluent_bit_manifests() -> list[dict]:
@@ -422,6 +416,4 @@ def logging(inv: Inventory) -> Release:
             Workload("StatefulSet", "loki", (LOKI,), node_selector=LOGGING_NODE),
             Workload("DaemonSet", "fluent-bit", (FLUENT_BIT,)),
         ),
-        # Loki's ServiceMonitor needs the monitoring release's CRDs.
-        needs=("monitoring",),
     )

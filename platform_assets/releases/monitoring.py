@@ -329,9 +329,26 @@ def pushgateway_manifests() -> list[dict]:
     return [deployment, service, monitor]
 
 
+def loki_monitor() -> dict:
+    """Loki's own metrics. Here, not in the logging release: its CRD is this release's, and
+    logs keep flowing whether or not Prometheus is up."""
+    labels = {"app.kubernetes.io/name": "loki"}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "loki", "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "namespaceSelector": {"matchNames": ["logging"]},
+            "selector": {"matchLabels": labels},
+            "endpoints": [{"port": "http", "interval": SCRAPE_INTERVAL}],
+        },
+    }
+
+
 def config_manifests(releases: list[Release]) -> tuple[dict, ...]:
     return (
         *pushgateway_manifests(),
+        loki_monitor(),
         alerts.prometheus_rule(releases, NAMESPACE),
         *dashboard_configmaps(),
     )

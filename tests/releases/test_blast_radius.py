@@ -42,13 +42,14 @@ def names(keys):
 
 # (what goes down, releases it takes down, data assets it takes down)
 CASES = [
-    # Besides releases that may run anywhere, the server holds Dagster's run pods (the
-    # capacity plan counts them where they prefer to run).
+    # Besides DaemonSets and the operators (also on pi-agent-3), the server holds Dagster's
+    # run pods (the capacity plan counts them where they prefer to run).
     (["node", "pi-server"], ["dagster"], []),
-    (["node", "pi-agent-1"], ["metastore", "trino"], WAREHOUSE),
+    # Prometheus and Alertmanager are on pi-agent-1, Grafana and Loki on pi-agent-2.
+    (["node", "pi-agent-1"], ["metastore", "monitoring", "trino"], WAREHOUSE),
     (
         ["node", "pi-agent-2"],
-        ["dagster", "metastore", "postgres", "trino"],
+        ["dagster", "logging", "metastore", "monitoring", "postgres", "trino"],
         CURATED + WAREHOUSE + BACKUPS,
     ),
     (["node", "pi-agent-3"], ["dagster", "metastore", "object_store", "trino"], EVERY_DATA_ASSET),
@@ -95,7 +96,7 @@ def test_the_lineage_comes_from_the_resources_each_data_asset_uses(graph):
 
 def test_node_and_release_assets_carry_their_blast_radius(graph):
     meta = graph.get(dg.AssetKey(["node", "pi-agent-1"])).metadata["blast_radius"].value
-    assert meta.startswith("- releases down: metastore, trino\n")
+    assert meta.startswith("- releases down: metastore, monitoring, trino\n")
 
 
 def _cli(tmp_path, arg):
@@ -116,7 +117,7 @@ def test_the_cli_answers_for_a_node(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[:2] == [
         "pi-agent-2 down takes down:",
-        "- releases down: dagster, metastore, postgres, trino",
+        "- releases down: dagster, logging, metastore, monitoring, postgres, trino",
     ]
 
 
