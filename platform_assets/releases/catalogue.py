@@ -12,8 +12,10 @@ Placement (the inventory decides which node carries which label):
 | `picluster.io/object-store=true` | object_store | pi-agent-3 |
 | `picluster.io/metastore=true` | metastore | pi-agent-1 |
 | `picluster.io/trino=coordinator` / `worker` | trino | pi-agent-1 / pi-agent-2 |
-| `picluster.io/operators=true` | metallb (controller), cert_manager, postgres_operator | pi-server, pi-agent-3 |
-| `picluster.io/monitoring=true` / `dashboards` | monitoring (Prometheus ... / Grafana) | pi-agent-1 / pi-agent-2 |
+| `picluster.io/operators=true` | metallb controller, cert_manager, postgres_operator | pi-server |
+| (the same) | | pi-agent-3 |
+| `picluster.io/monitoring=true` | monitoring (Prometheus, Alertmanager, ...) | pi-agent-1 |
+| `picluster.io/dashboards=true` | monitoring (Grafana) | pi-agent-2 |
 | `picluster.io/logging=true` | logging (Loki) | pi-agent-2 |
 
 DaemonSets (MetalLB's speaker, node_exporter, Fluent Bit) run on every node and are counted on

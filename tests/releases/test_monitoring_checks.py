@@ -16,6 +16,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from resources.settings import SettingsError
 from sensors.asset_check_metrics import (
     IN_CLUSTER_URL,
     JOB,
@@ -24,7 +25,6 @@ from sensors.asset_check_metrics import (
     asset_check_metrics,
     pushgateway_url,
 )
-from resources.settings import SettingsError
 from tests.harness import prometheus_dist
 from tests.releases.test_monitoring_rules import fired, rules_file, run_promtool_test  # noqa: F401
 
@@ -145,8 +145,8 @@ def promtool():
 def test_the_push_is_valid_exposition_and_fires_the_shipped_alert(
     pushgateway,
     promtool,
-    rules_file,
-    tmp_path,  # noqa: F811
+    rules_file,  # noqa: F811 (the fixture imported above)
+    tmp_path,
 ):
     with dg.instance_for_test() as instance:
         materialize(instance, fail=True)
