@@ -67,6 +67,14 @@ need_control_plane() {
   uv run --frozen python -m tests.harness.kube_dist >/dev/null
 }
 
+# promtool (Prometheus v3.13.2, the monitoring release's) and the prometheus-operator CRDs for the
+# monitoring tests, built once from the Go module proxy into ~/.cache/piclusterops (about 15-20
+# minutes cold on 2 cores).
+need_promtool() {
+  say "ensuring promtool is built (once, from the Go module proxy)"
+  uv run --frozen python -m tests.harness.prometheus_dist >/dev/null
+}
+
 need_python
 need_uv
 say "syncing the Python environment from uv.lock"
@@ -81,4 +89,5 @@ if [ "$what" = test ]; then
   say "ensuring Trino 476 is in the cache (downloaded once from Maven Central)"
   uv run --frozen python -m tests.harness.trino_dist
   need_control_plane
+  need_promtool
 fi

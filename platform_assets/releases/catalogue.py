@@ -12,9 +12,14 @@ Placement (the inventory decides which node carries which label):
 | `picluster.io/object-store=true` | object_store | pi-agent-3 |
 | `picluster.io/metastore=true` | metastore | pi-agent-1 |
 | `picluster.io/trino=coordinator` / `worker` | trino | pi-agent-1 / pi-agent-2 |
+| `picluster.io/operators=true` | metallb controller, cert_manager, postgres_operator | pi-server |
+| (the same) | | pi-agent-3 |
+| `picluster.io/monitoring=true` | monitoring (Prometheus, Alertmanager, ...) | pi-agent-1 |
+| `picluster.io/dashboards=true` | monitoring (Grafana) | pi-agent-2 |
+| `picluster.io/logging=true` | logging (Loki) | pi-agent-2 |
 
-Releases with no label (MetalLB, cert-manager, the CloudNativePG operator) may run anywhere and
-are counted on every node by the capacity plan.
+DaemonSets (MetalLB's speaker, node_exporter, Fluent Bit) run on every node and are counted on
+each.
 """
 
 import json
@@ -43,9 +48,10 @@ TRINO_COORDINATOR_NODE = {"picluster.io/trino": "coordinator"}
 TRINO_WORKER_NODE = {"picluster.io/trino": "worker"}
 DAGSTER_NODE = {"picluster.io/dagster": "true"}
 CONTROL_NODE = {"picluster.io/zone": "control"}
-MONITORING_NODE = {"picluster.io/monitoring": "true"}
-DASHBOARDS_NODE = {"picluster.io/dashboards": "true"}
-LOGGING_NODE = {"picluster.io/logging": "true"}
+# The cluster's single-replica operators (MetalLB's controller, cert-manager, CloudNativePG):
+# on the nodes carrying this label only, so the plan counts them there and not on all four
+# (unpinned, each counted ~1 GiB on every node: room monitoring and logging need).
+OPERATORS_NODE = {"picluster.io/operators": "true"}
 
 # K3s's bundled local-path provisioner: volumes on the node's own disk (the pods are pinned to a
 # node anyway, so nothing is lost by not having networked storage).
@@ -163,6 +169,7 @@ def metallb(inv: Inventory) -> Release:
                     "controller": {
                         "image": _image_values(METALLB_CONTROLLER.image),
                         "resources": METALLB_CONTROLLER.resources(),
+                        "nodeSelector": dict(OPERATORS_NODE),
                     },
                     "speaker": {
                         "image": _image_values(METALLB_SPEAKER.image),
@@ -179,7 +186,12 @@ def metallb(inv: Inventory) -> Release:
             Chart(name="metallb-pool", manifests=pool_manifests),
         ),
         workloads=(
-            Workload("Deployment", "metallb-controller", (METALLB_CONTROLLER,)),
+            Workload(
+                "Deployment",
+                "metallb-controller",
+                (METALLB_CONTROLLER,),
+                node_selector=OPERATORS_NODE,
+            ),
             Workload("DaemonSet", "metallb-speaker", (METALLB_SPEAKER,)),
         ),
     )
@@ -263,13 +275,16 @@ def cert_manager(inv: Inventory) -> Release:
                     "crds": {"enabled": True, "keep": True},
                     "image": _image_values(CM_CONTROLLER.image),
                     "resources": CM_CONTROLLER.resources(),
+                    "nodeSelector": dict(OPERATORS_NODE),
                     "webhook": {
                         "image": _image_values(CM_WEBHOOK.image),
                         "resources": CM_WEBHOOK.resources(),
+                        "nodeSelector": dict(OPERATORS_NODE),
                     },
                     "cainjector": {
                         "image": _image_values(CM_CAINJECTOR.image),
                         "resources": CM_CAINJECTOR.resources(),
+                        "nodeSelector": dict(OPERATORS_NODE),
                     },
                     # A post-install Job that only waits for the webhook: release_ready checks
                     # the webhook's rollout itself, and the Job would be a container without
@@ -281,9 +296,16 @@ def cert_manager(inv: Inventory) -> Release:
             Chart(name="lan-ca", manifests=ca, owns_data=True),
         ),
         workloads=(
-            Workload("Deployment", "cert-manager", (CM_CONTROLLER,)),
-            Workload("Deployment", "cert-manager-webhook", (CM_WEBHOOK,)),
-            Workload("Deployment", "cert-manager-cainjector", (CM_CAINJECTOR,)),
+            Workload("Deployment", "cert-manager", (CM_CONTROLLER,), node_selector=OPERATORS_NODE),
+            Workload(
+                "Deployment", "cert-manager-webhook", (CM_WEBHOOK,), node_selector=OPERATORS_NODE
+            ),
+            Workload(
+                "Deployment",
+                "cert-manager-cainjector",
+                (CM_CAINJECTOR,),
+                node_selector=OPERATORS_NODE,
+            ),
         ),
     )
 
@@ -316,10 +338,13 @@ def postgres_operator(inv: Inventory) -> Release:
                     "crds": {"create": True},
                     "image": _image_values(CNPG_MANAGER.image),
                     "resources": CNPG_MANAGER.resources(),
+                    "nodeSelector": dict(OPERATORS_NODE),
                 },
             ),
         ),
-        workloads=(Workload("Deployment", "cloudnative-pg", (CNPG_MANAGER,)),),
+        workloads=(
+            Workload("Deployment", "cloudnative-pg", (CNPG_MANAGER,), node_selector=OPERATORS_NODE),
+        ),
     )
 
 
@@ -857,6 +882,14 @@ def trino(inv: Inventory) -> Release:
 # --- dagster (platform_assets/releases/dagster.py) ---------------------------------------------
 
 
+def _observability_builders():
+    # monitoring.py and logs.py (issue 12); imported here, after the builders above they use.
+    from platform_assets.releases.logs import logging
+    from platform_assets.releases.monitoring import monitoring
+
+    return (monitoring, logging)
+
+
 def dagster(inv: Inventory) -> Release:
     from platform_assets.releases import dagster as dagster_release
 
@@ -881,6 +914,7 @@ RELEASE_BUILDERS = (
     gateway,
     notebooks,
     nifi,
+    *_observability_builders(),
 )
 RELEASE_NAMES = tuple(b.__name__ for b in RELEASE_BUILDERS)
 
@@ -890,43 +924,6 @@ def releases(inv: Inventory) -> list[Release]:
     return [build(inv) for build in RELEASE_BUILDERS]
 
 
-def _w(kind, name, request, limit, selector=None, replicas=1) -> Workload:
-    return Workload(
-        kind,
-        name,
-        (Container(name, Image("(chosen when built)", "-"), request, limit),),
-        node_selector=selector or {},
-        replicas=replicas,
-    )
-
-
-# The releases later issues build, sized from k8s-releases-day2-facts.md §5 (community figures,
-# not measured on a Pi): in the plan now so the whole catalogue's fit is known before any of them
-# is built. Each one moves into RELEASE_BUILDERS when its issue lands.
-PLANNED = (
-    # The observability branch's releases as built there (monitoring.py, logs.py: its
-    # figures and placement labels), so this branch's plan is the one the merge will have.
-    PlannedRelease(
-        "monitoring",
-        "monitoring",
-        (
-            _w("StatefulSet", "prometheus-kps-prometheus", 536, 816, MONITORING_NODE),
-            _w("StatefulSet", "alertmanager-kps-alertmanager", 56, 112, MONITORING_NODE),
-            _w("Deployment", "kps-operator", 48, 96, MONITORING_NODE),
-            _w("Deployment", "kube-state-metrics", 48, 96, MONITORING_NODE),
-            _w("DaemonSet", "node-exporter", 24, 48),
-            _w("Deployment", "grafana", 192, 384, DASHBOARDS_NODE),
-            _w("Deployment", "pushgateway", 16, 32, MONITORING_NODE),
-        ),
-        "the observability branch's monitoring release (issue 12)",
-    ),
-    PlannedRelease(
-        "logging",
-        "logging",
-        (
-            _w("StatefulSet", "loki", 256, 512, LOGGING_NODE),
-            _w("DaemonSet", "fluent-bit", 32, 96),
-        ),
-        "the observability branch's logging release (issue 12)",
-    ),
-)
+# Releases a later issue will build, with community figures, so the whole catalogue's fit is known
+# before they exist (capacity's `full_catalogue_fits`). Every release of the seed is built now.
+PLANNED: tuple[PlannedRelease, ...] = ()

@@ -145,7 +145,7 @@ def test_the_code_location_loads_from_the_image_alone_on_the_cluster_profile(ima
         f"{release.SSH_DIR}/{release.KNOWN_HOSTS_FILE}": True,
     }
     # The cluster's Dagster owns the sensors (PICLUSTER_SCHEDULES_OWNER=cluster in a pod).
-    assert seen["sensors"] == {"landing_files": "RUNNING"}
+    assert seen["sensors"] == {"landing_files": "RUNNING", "asset_check_metrics": "RUNNING"}
     assert seen["assets"] > 20
 
 

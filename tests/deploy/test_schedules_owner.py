@@ -40,4 +40,7 @@ def _sensors(home, **env):
     ],
 )
 def test_the_laptops_sensors_follow_the_owner_setting(tmp_path, owner, expected):
-    assert _sensors(tmp_path, PICLUSTER_SCHEDULES_OWNER=owner) == {"landing_files": expected}
+    assert _sensors(tmp_path, PICLUSTER_SCHEDULES_OWNER=owner) == {
+        "landing_files": expected,
+        "asset_check_metrics": expected,
+    }

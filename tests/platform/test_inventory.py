@@ -246,7 +246,7 @@ def test_unreadable_files_name_the_file(tmp_path):
     )
     with pytest.raises(
         InventoryError,
-        match=r"inventory.yaml: line 14, column 5: not valid YAML: "
+        match=r"inventory.yaml: line 15, column 5: not valid YAML: "
         r"key 'address' appears twice",
     ):
         load_inventory(bad)

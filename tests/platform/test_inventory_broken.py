@@ -303,13 +303,13 @@ FILES = [
     (
         "a tab",
         EXAMPLE_TEXT.replace("    role: agent", "\trole: agent", 1).encode(),
-        "line 14, column 1",
+        "line 15, column 1",
         "found character '\\t'",
     ),
     (
         "an unclosed bracket",
         EXAMPLE_TEXT.replace("role: agent", "role: [agent", 1).encode(),
-        "line 15, column 13",
+        "line 16, column 13",
         "not valid YAML",
     ),
     ("Latin-1", "# Café\n".encode("latin-1") + EXAMPLE_TEXT.encode(), "line 1", "not UTF-8"),
@@ -317,7 +317,7 @@ FILES = [
     (
         "a NUL byte",
         EXAMPLE_TEXT.replace("role: agent", "role: ag\0ent", 1).encode(),
-        "line 14, column 13",
+        "line 15, column 13",
         "#x0000 is not allowed",
     ),
     ("nested 20000 deep", _NESTED.encode(), "", "nested too deeply"),
@@ -334,7 +334,7 @@ FILES = [
     (
         "a Python tag",
         EXAMPLE_TEXT.replace("role: agent", "role: !!python/name:os.system", 1).encode(),
-        "line 14, column 11",
+        "line 15, column 11",
         "could not determine a constructor",
     ),
 ]

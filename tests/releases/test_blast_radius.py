@@ -50,14 +50,41 @@ def names(keys):
 
 # (what goes down, releases it takes down, data assets it takes down)
 CASES = [
-    # Besides releases that may run anywhere, the server holds Dagster's run pods (the
-    # capacity plan counts them where they prefer to run).
-    (["node", "pi-server"], ["dagster"], []),
-    (["node", "pi-agent-1"], ["metastore", "notebooks", "trino"], WAREHOUSE),
+    # The operators are pinned to the server (capacity: they count once, there), beside
+    # Dagster's run pods: without cert-manager no gateway, without MetalLB no S3 address, without
+    # CloudNativePG no PostgreSQL.
+    (
+        ["node", "pi-server"],
+        [
+            "cert_manager",
+            "dagster",
+            "gateway",
+            "metallb",
+            "metastore",
+            "notebooks",
+            "object_store",
+            "postgres",
+            "postgres_operator",
+            "trino",
+        ],
+        EVERY_DATA_ASSET,
+    ),
+    # Prometheus and Alertmanager are on pi-agent-1, Grafana and Loki on pi-agent-2.
+    (["node", "pi-agent-1"], ["metastore", "monitoring", "notebooks", "trino"], WAREHOUSE),
     (
         ["node", "pi-agent-2"],
         # OpenBao sits beside PostgreSQL: without it the gateway cannot start.
-        ["dagster", "gateway", "metastore", "notebooks", "postgres", "secrets", "trino"],
+        [
+            "dagster",
+            "gateway",
+            "logging",
+            "metastore",
+            "monitoring",
+            "notebooks",
+            "postgres",
+            "secrets",
+            "trino",
+        ],
         CURATED + WAREHOUSE + BACKUPS,
     ),
     (
@@ -114,7 +141,7 @@ def test_the_lineage_comes_from_the_resources_each_data_asset_uses(graph):
 
 def test_node_and_release_assets_carry_their_blast_radius(graph):
     meta = graph.get(dg.AssetKey(["node", "pi-agent-1"])).metadata["blast_radius"].value
-    assert meta.startswith("- releases down: metastore, notebooks, trino\n")
+    assert meta.startswith("- releases down: metastore, monitoring, notebooks, trino\n")
 
 
 def _cli(tmp_path, arg):
@@ -135,7 +162,8 @@ def test_the_cli_answers_for_a_node(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[:2] == [
         "pi-agent-2 down takes down:",
-        "- releases down: dagster, gateway, metastore, notebooks, postgres, secrets, trino",
+        "- releases down: dagster, gateway, logging, metastore, monitoring, notebooks, postgres, "
+        "secrets, trino",
     ]
 
 

@@ -55,6 +55,8 @@ def test_the_catalogue_is_the_issues_releases_in_dependency_order():
         "gateway",
         "notebooks",
         "nifi",
+        "monitoring",
+        "logging",
     ]
     seen = set()
     for release in RELEASES.values():
@@ -214,6 +216,15 @@ PLACEMENT = [
     ("metastore", "metastore", {"picluster.io/metastore": "true"}, ["pi-agent-1"]),
     ("trino", "trino-coordinator", {"picluster.io/trino": "coordinator"}, ["pi-agent-1"]),
     ("trino", "trino-worker", {"picluster.io/trino": "worker"}, ["pi-agent-2"]),
+    ("cert_manager", "cert-manager", {"picluster.io/operators": "true"}, ["pi-server"]),
+    (
+        "monitoring",
+        "prometheus-kps-prometheus",
+        {"picluster.io/monitoring": "true"},
+        ["pi-agent-1"],
+    ),
+    ("monitoring", "grafana", {"picluster.io/dashboards": "true"}, ["pi-agent-2"]),
+    ("logging", "loki", {"picluster.io/logging": "true"}, ["pi-agent-2"]),
 ]
 
 

@@ -1,0 +1,166 @@
+"""The monitoring release as rendered: the pinned kube-prometheus-stack HelmChart with Pi-sized
+values, and our `monitoring-config` chart (Pushgateway, rules, dashboards). Pure; the real
+control plane's part is in test_observability_control_plane.py.
+
+kube-prometheus-stack's own templates are not rendered here (charts cannot be fetched): the
+values' keys are the chart's documented ones, checked against nothing but this test.
+"""
+
+import json
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from platform_assets.inventory import load_inventory
+from platform_assets.releases import catalogue, monitoring
+from platform_assets.releases.spec import helmcharts, secret_manifests
+from tests.releases.test_rendering import K8S_SCHEMA, own_manifests
+
+ROOT = Path(__file__).resolve().parents[2]
+INV = load_inventory(ROOT / "inventory.example.yaml")
+RELEASE = next(r for r in catalogue.releases(INV) if r.name == "monitoring")
+CHARTS = {h["metadata"]["name"]: h for h in helmcharts(RELEASE)}
+STACK = CHARTS["kube-prometheus-stack"]["spec"]
+VALUES = STACK["values"]
+CONFIG = own_manifests(CHARTS["monitoring-config"])
+
+
+def test_kube_prometheus_stack_is_pinned_and_never_reinstalled():
+    assert (STACK["repo"], STACK["chart"], STACK["version"]) == (
+        "https://prometheus-community.github.io/helm-charts",
+        "kube-prometheus-stack",
+        "88.5.0",
+    )
+    assert STACK["targetNamespace"] == "monitoring"
+    # It owns the monitoring.coreos.com CRDs: a reinstall would delete every rule with them.
+    assert STACK["failurePolicy"] == "abort"
+    assert VALUES["crds"] == {"enabled": True}
+
+
+def test_prometheus_keeps_data_by_size_and_scrapes_at_a_pace_a_pi_holds():
+    spec = VALUES["prometheus"]["prometheusSpec"]
+    assert spec["retentionSize"] == "6GB"
+    volume = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
+    assert volume["resources"]["requests"]["storage"] == "10Gi"
+    assert volume["storageClassName"] == "local-path"
+    assert spec["scrapeInterval"] == spec["evaluationInterval"] == "60s"
+    # Every PrometheusRule and ServiceMonitor of the cluster, ours included.
+    assert spec["ruleSelectorNilUsesHelmValues"] is False
+    assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+
+
+def test_images_are_set_explicitly_with_their_registry():
+    assert VALUES["prometheus"]["prometheusSpec"]["image"] == {
+        "registry": "quay.io",
+        "repository": "prometheus/prometheus",
+        "tag": "v3.13.2",
+    }
+    assert VALUES["prometheusOperator"]["image"]["tag"] == "v0.93.1"
+    assert VALUES["grafana"]["image"] == {
+        "registry": "docker.io",
+        "repository": "grafana/grafana",
+        "tag": "12.4.3",
+    }
+
+
+# (values path, node selector)
+PLACED = [
+    (("prometheus", "prometheusSpec"), {"picluster.io/monitoring": "true"}),
+    (("alertmanager", "alertmanagerSpec"), {"picluster.io/monitoring": "true"}),
+    (("prometheusOperator",), {"picluster.io/monitoring": "true"}),
+    (("kube-state-metrics",), {"picluster.io/monitoring": "true"}),
+    (("grafana",), {"picluster.io/dashboards": "true"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "selector"), PLACED, ids=lambda p: ".".join(p) if isinstance(p, tuple) else ""
+)
+def test_placement_comes_from_the_inventory_labels(path, selector):
+    block = VALUES
+    for key in path:
+        block = block[key]
+    assert block["nodeSelector"] == selector
+    # node_exporter: every node, no selector.
+    assert "nodeSelector" not in VALUES["prometheus-node-exporter"]
+
+
+def test_etcd_is_scraped_on_the_inventory_servers():
+    etcd = VALUES["kubeEtcd"]
+    assert etcd["endpoints"] == ["192.168.0.120"]
+    assert etcd["service"]["port"] == 2381
+    # K3s runs these in its own process, on localhost: nothing to scrape, no alerts about them.
+    for component in ("kubeControllerManager", "kubeScheduler", "kubeProxy"):
+        assert VALUES[component] == {"enabled": False}
+
+
+def test_grafana_reads_its_admin_login_from_the_generated_secret():
+    admin = VALUES["grafana"]["admin"]
+    assert admin == {
+        "existingSecret": "grafana-admin",
+        "userKey": "username",
+        "passwordKey": "password",
+    }
+    (secret,) = secret_manifests(RELEASE)
+    assert secret["metadata"]["namespace"] == "monitoring"
+    assert secret["metadata"]["annotations"]["picluster.io/generated-keys"] == "password,username"
+    assert "data" not in secret and "stringData" not in secret
+    # No password anywhere in what is sent: only the Secret's name.
+    assert "adminPassword" not in json.dumps(CHARTS)
+
+
+def test_grafana_has_prometheus_and_loki_with_the_uids_the_dashboards_use():
+    sources = VALUES["grafana"]["datasources"]["datasources.yaml"]["datasources"]
+    assert {(s["uid"], s["type"], s["url"]) for s in sources} == {
+        ("prometheus", "prometheus", "http://kps-prometheus.monitoring.svc:9090"),
+        ("loki", "loki", "http://loki.logging.svc:3100"),
+    }
+    assert VALUES["grafana"]["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
+    assert VALUES["grafana"]["sidecar"]["datasources"] == {"enabled": False}
+
+
+def test_config_chart_holds_the_pushgateway_rules_and_a_configmap_per_dashboard():
+    kinds = [(m["kind"], m["metadata"]["name"]) for m in CONFIG]
+    dashboards = sorted(p.stem for p in monitoring.DASHBOARDS_DIR.glob("*.json"))
+    assert kinds == [
+        ("Deployment", "pushgateway"),
+        ("Service", "pushgateway"),
+        ("ServiceMonitor", "pushgateway"),
+        ("ServiceMonitor", "loki"),
+        ("PrometheusRule", "piclusterops-alerts"),
+        *(("ConfigMap", f"dashboard-{d}") for d in dashboards),
+    ]
+    for m in CONFIG:
+        if m["kind"] == "ConfigMap":
+            assert m["metadata"]["labels"]["grafana_dashboard"] == "1"
+            (body,) = m["data"].values()
+            assert json.loads(body)["uid"].startswith("pi-")
+    (pushgateway_monitor,) = [
+        m
+        for m in CONFIG
+        if m["kind"] == "ServiceMonitor" and m["metadata"]["name"] == "pushgateway"
+    ]
+    # The pushed series keep their own job label, which the alerts select on.
+    assert pushgateway_monitor["spec"]["endpoints"][0]["honorLabels"] is True
+
+
+def test_config_chart_holds_no_helm_template_syntax():
+    # Helm renders templates/*.yaml as Go templates: a `{{` in a rule annotation or a dashboard
+    # legend would be executed (and fail the install).
+    assert "{{" not in json.dumps(CONFIG)
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [m for m in CONFIG if m["kind"] in {"Deployment", "Service", "ConfigMap"}],
+    ids=lambda m: f"{m['kind']}/{m['metadata']['name']}",
+)
+def test_config_core_manifests_pass_the_kubernetes_schema(manifest):
+    kubernetes_validate.validate(manifest, K8S_SCHEMA, strict=True)
+
+
+def test_the_release_depends_on_nothing_and_is_in_the_catalogue_after_dagster():
+    names = [r.name for r in catalogue.releases(INV)]
+    assert names.index("monitoring") > names.index("dagster")
+    assert RELEASE.needs == ()
