@@ -239,8 +239,11 @@ def chart_values(s3_endpoint: str, pg_host: str) -> dict:
                     "volumes": volumes(),
                     "volumeMounts": volume_mounts(),
                     "resources": CODE_SERVER.resources(),
-                    # Run pods get this deployment's env, Secrets and volumes too.
-                    "includeConfigInLaunchedRuns": {"enabled": True},
+                    # Off: run pods would take this deployment's resources (a run pod sized
+                    # like the code server) and, since 1.13, its nodeSelector (every run on
+                    # the Dagster node). The run launcher below gives them everything they
+                    # need itself (tests/kube/test_dagster_run_launcher.py).
+                    "includeConfigInLaunchedRuns": {"enabled": False},
                     **placed,
                 }
             ],
@@ -249,6 +252,8 @@ def chart_values(s3_endpoint: str, pg_host: str) -> dict:
             "type": "K8sRunLauncher",
             "config": {
                 "k8sRunLauncher": {
+                    # Pinned here too: the code server's image is not handed to runs.
+                    "image": _image_values(),
                     "imagePullPolicy": "IfNotPresent",
                     "jobNamespace": NAMESPACE,
                     "loadInclusterConfig": True,
