@@ -10,7 +10,6 @@ webserver, the daemon, their heartbeats, the GraphQL answers and the code locati
 
 import json
 import os
-import shutil
 import sys
 import urllib.request
 from pathlib import Path
@@ -170,11 +169,8 @@ class ClusterDagster:
 @pytest.fixture
 def cluster_dagster(tmp_path):
     dagster = ClusterDagster(tmp_path)
-    yield dagster
+    yield dagster  # its logs stay in tmp_path/logs (pytest keeps the last runs' tmp_path)
     dagster.stop()
-    logs = tmp_path / "logs"
-    if logs.exists():  # kept beside the failure report by pytest's tmp_path retention
-        shutil.copytree(logs, tmp_path / "logs-final", dirs_exist_ok=True)
 
 
 def _handover(url: str, wait_s: float = 0.0):
