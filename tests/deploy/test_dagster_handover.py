@@ -29,13 +29,13 @@ BIN = Path(sys.executable).parent
 CLOSED = f"{LOOPBACK}:9"  # discard: nothing listens here
 
 
-def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
+def _graphql(url: str, query: str, variables: dict | None = None, timeout_s=30.0) -> dict:
     request = urllib.request.Request(
         url + "/graphql",
         data=json.dumps({"query": query, "variables": variables or {}}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
         body = json.loads(response.read())
     assert not body.get("errors"), body
     return body["data"]
@@ -142,6 +142,9 @@ class ClusterDagster:
             "mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name)"
             " { __typename } }",
             {"name": release.CODE_LOCATION},
+            # The answer comes once the code location has loaded again: a minute on a busy
+            # machine.
+            timeout_s=300.0,
         )
         return _location_state(self.url)
 
