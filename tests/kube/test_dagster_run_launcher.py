@@ -29,7 +29,7 @@ from platform_assets.releases.spec import FIELD_MANAGER
 from platform_assets.run_placement import infrastructure_job_tags, run_tags
 from resources.settings import PROJECT_ROOT
 from tests.harness.kube import wait_until
-from tests.kube.conftest import kwok_node, ready
+from tests.kube.conftest import POOL_LABEL, kwok_node, ready
 from tests.kube.test_access import token_for
 
 pytestmark = pytest.mark.service
@@ -135,8 +135,11 @@ def launcher_instance(kube_control_plane, tmp_path_factory):
     for manifest in rbac_chart.manifests:
         if manifest["kind"] != "ConfigMap":
             admin.apply(dict(manifest), field_manager=FIELD_MANAGER)
-    admin.apply(kwok_node(CONTROL, dict(release.RUN_NODE)), field_manager="piclusterops-tests")
-    admin.apply(kwok_node(OTHER), field_manager="piclusterops-tests")
+    for name, labels in ((CONTROL, dict(release.RUN_NODE)), (OTHER, {})):
+        node = kwok_node(name, labels)
+        # Not in the resource tests' pool: their pods must never land on these nodes.
+        del node["metadata"]["labels"][POOL_LABEL]
+        admin.apply(node, field_manager="piclusterops-tests")
     for name in (CONTROL, OTHER):
         wait_until(lambda n=name: ready(admin, n), 30, f"node {name} Ready")
     mount = tmp_path_factory.mktemp("serviceaccount")
@@ -162,6 +165,8 @@ def launcher_instance(kube_control_plane, tmp_path_factory):
             temp_dir=str(tmp_path_factory.mktemp("instance")),
         ) as instance:
             yield instance, admin
+    for name in (CONTROL, OTHER):
+        admin.delete("v1", "Node", name)
 
 
 def _launch(instance, tags: dict) -> dg.DagsterRun:
