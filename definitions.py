@@ -10,7 +10,7 @@ import dagster as dg
 import data_assets
 import platform_assets
 import sensors
-from platform_assets import backups, patching, releases
+from platform_assets import backups, handover, patching, releases
 from platform_assets.inventory import load_inventory
 from resources.settings import load_settings
 
@@ -23,6 +23,7 @@ def build_definitions() -> dg.Definitions:
             dg.Definitions.merge(
                 platform_assets.build_defs(settings),
                 releases.build_defs(settings),
+                handover.build_defs(),
                 data_assets.build_defs(settings),
                 backups.build_defs(settings, timezone=inventory.timezone),
                 sensors.build_defs(settings),

@@ -35,6 +35,7 @@ from platform_assets.node_prep.apply import run_node_prep
 from platform_assets.node_reboot.apply import run_reboot
 from platform_assets.preflight.verdicts import run_preflight
 from platform_assets.resources import InventoryFile, K3sToken
+from platform_assets.run_placement import infrastructure_job_tags
 from resources.kubernetes import ClusterUnreachable, KubeconfigMissing, KubernetesResource
 from resources.ssh import NodeError, NodeSessions, SshResource
 
@@ -547,6 +548,7 @@ apply_cluster = dg.define_asset_job(
     "agents, kubeconfig. Materializing the assets without this job only plans.",
     # One process for the whole run: one SSH connection per host, no process start per step.
     executor_def=dg.in_process_executor,
-    # A reboot is not idempotent: never re-run automatically.
-    tags={"dagster/max_retries": "0"},
+    # One infrastructure run at a time, never re-run automatically (a reboot is not
+    # idempotent); the nodes a run touches are added at launch (run_placement.run_tags).
+    tags=infrastructure_job_tags(),
 )

@@ -16,6 +16,15 @@ from platform_assets.releases.dagster import DAGSTER_NODE, INFRASTRUCTURE_TAG
 K8S_CONFIG_TAG = "dagster-k8s/config"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 TOUCHES_TAG = "picluster/touches"
+MAX_RETRIES_TAG = "dagster/max_retries"
+
+
+def infrastructure_job_tags() -> dict[str, str]:
+    """Tags of every job that changes the cluster (apply_cluster, apply_releases,
+    rollback_release, nightly_backups): the run queue lets one of them run at a time, and none
+    is retried automatically (a reboot or a drain that died halfway is for a person to look
+    at). The node a run touches is known only at launch: add `run_tags(touches=[...])` then."""
+    return {INFRASTRUCTURE_TAG: "true", MAX_RETRIES_TAG: "0"}
 
 
 def off_nodes_affinity(nodes: Iterable[str]) -> dict:
@@ -44,7 +53,7 @@ def run_tags(touches: Iterable[str]) -> dict[str, str]:
     if not names:
         raise ValueError("an infrastructure run names the nodes it touches")
     return {
-        INFRASTRUCTURE_TAG: "true",
+        **infrastructure_job_tags(),
         TOUCHES_TAG: ",".join(names),
         # Run tags are strings; K8sRunLauncher parses this one as JSON.
         K8S_CONFIG_TAG: json.dumps({"pod_spec_config": {"affinity": off_nodes_affinity(names)}}),

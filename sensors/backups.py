@@ -10,6 +10,7 @@ stopped, so a laptop never backs up on its own.
 import dagster as dg
 
 from platform_assets.inventory.models import iana_zone
+from platform_assets.run_placement import infrastructure_job_tags
 
 NIGHTLY_CRON = "0 2 * * *"
 HOURLY_CRON = "17 * * * *"
@@ -30,7 +31,9 @@ nightly_backups_job = dg.define_asset_job(
     "verified nights.",
     # One backup run at a time where the instance limits this key (deploy/dagster/values.yaml):
     # two runs of one night would overwrite each other's dumps.
-    tags={"dagster/concurrency_key": "backups"},
+    # Infrastructure too: never beside a drain or a reboot of the database's node, and never
+    # retried by itself (a second dump of the night is for a person to start).
+    tags={"dagster/concurrency_key": "backups", **infrastructure_job_tags()},
 )
 
 

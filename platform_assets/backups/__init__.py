@@ -22,14 +22,20 @@ def build_defs(settings: Settings, timezone: str = "UTC") -> dg.Definitions:
         nightly_backups_job,
         nightly_backups_schedule,
     )
+    from sensors.ownership import owns_automation, with_owner
 
+    runs_here = settings.is_cluster and owns_automation()
     return dg.Definitions(
         assets=BACKUP_ASSETS,
         asset_checks=BACKUP_CHECKS,
         jobs=[nightly_backups_job, backup_freshness_job],
-        schedules=[
-            nightly_backups_schedule(timezone, running=settings.is_cluster),
-            backup_freshness_schedule(running=settings.is_cluster),
-        ],
+        # Only the cluster backs up, and only the Dagster owning the schedules (one owner:
+        # a laptop on the cluster profile after the hand-over must not dump a second time).
+        schedules=with_owner(
+            [
+                nightly_backups_schedule(timezone, running=runs_here),
+                backup_freshness_schedule(running=runs_here),
+            ]
+        ),
         resources=backup_resources(load_backup_settings(settings)),
     )

@@ -25,6 +25,7 @@ from platform_assets.releases.spec import (
     secret_manifests,
     values_hash,
 )
+from platform_assets.run_placement import infrastructure_job_tags
 from resources.kubernetes import ClusterUnreachable, KubeconfigMissing, KubernetesResource
 
 GROUP = "releases"
@@ -320,8 +321,9 @@ apply_releases = dg.define_asset_job(
     config={"ops": {"releases": {"config": {"apply": True}}}},
     description="Applies the releases (capacity plan first). Materializing them without this "
     "job only plans.",
-    # An apply waits on the cluster; re-running it automatically would only wait again.
-    tags={"dagster/max_retries": "0"},
+    # One infrastructure run at a time; an apply waits on the cluster, re-running it
+    # automatically would only wait again.
+    tags=infrastructure_job_tags(),
 )
 
 
@@ -404,6 +406,11 @@ def rollback_release_op(
     )
 
 
-@dg.job(description="Re-applies an earlier recorded spec of one release (config: release, back).")
+@dg.job(
+    description="Re-applies an earlier recorded spec of one release (config: release, back).",
+    # Never beside another infrastructure run, never retried by itself: a rollback half done
+    # is for a person to look at.
+    tags=infrastructure_job_tags(),
+)
 def rollback_release():
     rollback_release_op()

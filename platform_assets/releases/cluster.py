@@ -89,11 +89,14 @@ def _job_identity(job: dict | None) -> tuple[str, str]:
 
 
 def apply(kube, release: Release, manifests: list[dict]) -> tuple[list[ChartPlan], list[str], dict]:
-    """Secrets first (the pods need them), then the HelmCharts. Returns what changed, the
-    Secrets report (names only) and, per changed chart, the Job that ran before the apply."""
+    """Secrets first (the pods need them), the release's own objects, then the HelmCharts.
+    Returns what changed, the Secrets report (names only) and, per changed chart, the Job that
+    ran before the apply."""
     for ns in secrets.namespaces(release):
         kube.apply(ns, field_manager=FIELD_MANAGER)
     report = secrets.ensure_secrets(kube, release, catalogue.s3_identities)
+    for obj in release.objects:
+        kube.apply(dict(obj), field_manager=FIELD_MANAGER)
     planned = plan(kube, manifests)
     before = {p.name: _job_identity(_job(kube, p.name)) for p in planned if p.changed}
     for manifest in manifests:

@@ -7,14 +7,15 @@ the daemon, the code location and the run pods. Storage on the `dagster` databas
 
 What every pod of the platform gets, and where (the image-contents test mounts the same paths):
 
-- `PICLUSTER_*` settings, secrets included: Secret `piclusterops-settings` (made by a person,
-  docs/dagster-on-cluster.md), as environment;
+- `PICLUSTER_*` settings, secrets included: Secret `piclusterops-settings`, copied on every
+  apply from the settings of the process applying the release (the laptop's), as environment;
 - the profile, the inventory's path and the owner of schedules and sensors: ConfigMap
-  `piclusterops-env` (rendered here), as environment;
+  `piclusterops-env` (rendered here, applied before the charts), as environment;
 - the inventory, its SSH paths pointed at the mounts: ConfigMap `piclusterops-inventory`
-  (rendered here) at `/run/piclusterops/inventory/inventory.yaml`;
-- the SSH key and known_hosts: Secret `piclusterops-ssh` (made by a person) at
-  `/run/piclusterops/ssh/`, read-only, mode 0440, group = the image's user (fsGroup);
+  (rendered here, applied before the charts) at `/run/piclusterops/inventory/inventory.yaml`;
+- the SSH key and known_hosts: Secret `piclusterops-ssh`, copied on every apply from the files
+  the applying process's inventory names, at `/run/piclusterops/ssh/`, read-only, mode 0440,
+  group = the image's user (fsGroup);
 - Dagster's PostgreSQL password: Secret `dagster-postgresql-secret`, derived on apply from the
   generated `databases/pg-dagster` (the chart reads it as `DAGSTER_PG_PASSWORD`);
 - the compute logs' object store keys: Secret `dagster-compute-logs`, derived from
@@ -27,7 +28,10 @@ What every pod of the platform gets, and where (the image-contents test mounts t
 """
 
 import dataclasses
+import os
+from collections.abc import Mapping
 from importlib.metadata import version
+from pathlib import Path
 
 import yaml
 
@@ -118,6 +122,65 @@ def pod_environment() -> dict[str, str]:
         # A run pod's home: the image's own, writable by its user.
         "PICLUSTER_HOME": "/tmp/piclusterops",  # noqa: S108 (per-pod, not shared)
     }
+
+
+# The settings every pod needs that only a person can give (docs/dagster-on-cluster.md): the
+# cluster profile's required ones. Any other PICLUSTER_* setting of the applying process goes
+# along too (ports, buckets, users), except those the ConfigMap sets and the laptop's own.
+REQUIRED_SETTINGS = (
+    "PICLUSTER_S3_ENDPOINT",
+    "PICLUSTER_TRINO_HOST",
+    "PICLUSTER_PG_HOST",
+    "PICLUSTER_PG_PASSWORD",
+    "PICLUSTER_BACKUP_MIRROR_ENDPOINT",
+    "PICLUSTER_BACKUP_MIRROR_ACCESS_KEY",
+    "PICLUSTER_BACKUP_MIRROR_SECRET_KEY",
+    "PICLUSTER_BACKUP_KEY",
+)
+# Where this process keeps its own files, and how it reaches the API: nothing a pod can use.
+NOT_COPIED = (
+    # The release derives the pods' S3 key pairs from the object store's identities
+    # (S3_KEY_SECRETS): the laptop's own pair (often the admin's) never goes into the cluster.
+    "PICLUSTER_S3_ACCESS_KEY",
+    "PICLUSTER_S3_SECRET_KEY",
+    "PICLUSTER_S3_BACKUPS_ACCESS_KEY",
+    "PICLUSTER_S3_BACKUPS_SECRET_KEY",
+    "PICLUSTER_KUBECONFIG",
+    "PICLUSTER_OBJECT_STORE_ROOT",
+    "PICLUSTER_DUCKDB_PATH",
+    "PICLUSTER_LEDGER_SQLITE_PATH",
+    "PICLUSTER_BACKUP_MIRROR_ROOT",
+)
+
+
+def pod_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The applying process's settings as Secret `piclusterops-settings` holds them."""
+    environ = os.environ if environ is None else environ
+    skip = {*pod_environment(), *NOT_COPIED}
+    return {
+        k: v
+        for k, v in sorted(environ.items())
+        if k.startswith("PICLUSTER_") and k not in skip and v.strip()
+    }
+
+
+def ssh_files(inv: Inventory) -> dict[str, str]:
+    """The SSH key and known_hosts the inventory names, as Secret `piclusterops-ssh` holds
+    them (the pods read them at the Secret's mount)."""
+    out = {}
+    for key, field_name in (
+        (SSH_KEY_FILE, "private_key_path"),
+        (KNOWN_HOSTS_FILE, "known_hosts_path"),
+    ):
+        path = Path(getattr(inv.ssh, field_name)).expanduser()
+        try:
+            out[key] = path.read_text()
+        except OSError as exc:
+            raise RuntimeError(
+                f"Secret {NAMESPACE}/{SSH_SECRET}: cannot read ssh.{field_name} {path}: "
+                f"{exc.strerror}"
+            ) from None
+    return out
 
 
 def volumes() -> list[dict]:
@@ -254,8 +317,11 @@ def chart_values(s3_endpoint: str, pg_host: str) -> dict:
                     "volumes": volumes(),
                     "volumeMounts": volume_mounts(),
                     "resources": CODE_SERVER.resources(),
-                    # Run pods get this deployment's env, Secrets and volumes too.
-                    "includeConfigInLaunchedRuns": {"enabled": True},
+                    # Off: run pods would take this deployment's resources (a run pod sized
+                    # like the code server) and, since 1.13, its nodeSelector (every run on
+                    # the Dagster node). The run launcher below gives them everything they
+                    # need itself (tests/kube/test_dagster_run_launcher.py).
+                    "includeConfigInLaunchedRuns": {"enabled": False},
                     **placed,
                 }
             ],
@@ -264,6 +330,8 @@ def chart_values(s3_endpoint: str, pg_host: str) -> dict:
             "type": "K8sRunLauncher",
             "config": {
                 "k8sRunLauncher": {
+                    # Pinned here too: the code server's image is not handed to runs.
+                    "image": _image_values(),
                     "imagePullPolicy": "IfNotPresent",
                     "jobNamespace": NAMESPACE,
                     "loadInclusterConfig": True,
@@ -358,9 +426,11 @@ def dagster(
         "read-only one for guests, the daemon, the code location, `K8sRunLauncher` run pods "
         "(one infrastructure run at a time), storage on `pg-main`'s `dagster` database, "
         "compute logs in the object store.",
+        # Applied before the charts: the pods start with their configuration in place.
+        objects=config_manifests(inv),
         charts=(
-            # RBAC and configuration first: the chart's pods start with both in place.
-            Chart(name="dagster-rbac", manifests=config_manifests(inv)),
+            # The ServiceAccount and its roles first (manifests filled in below).
+            Chart(name="dagster-rbac"),
             Chart(
                 name=HELM_RELEASE,
                 repo=CHART_REPO,
@@ -438,10 +508,25 @@ def dagster(
                 )
                 for name, (source, prefix) in S3_KEY_SECRETS.items()
             ),
+            # What only a person can give, from where the apply runs: the laptop's settings
+            # and its SSH files (or, once handed over, the pod's own copies of them).
+            GeneratedSecret(
+                name=SETTINGS_SECRET,
+                namespace=NAMESPACE,
+                keys=REQUIRED_SETTINGS,
+                copied_from=pod_settings,
+                copied_what="the PICLUSTER_* settings of the process applying the release",
+            ),
+            GeneratedSecret(
+                name=SSH_SECRET,
+                namespace=NAMESPACE,
+                keys=(SSH_KEY_FILE, KNOWN_HOSTS_FILE),
+                copied_from=lambda: ssh_files(inv),
+                copied_what="the SSH key and known_hosts the inventory names",
+            ),
         ),
     )
     every = generated_secrets([*other_releases, release])
-    rbac_chart = Chart(
-        name="dagster-rbac", manifests=(*rbac.manifests(every), *config_manifests(inv))
-    )
+    configmaps = [m["metadata"]["name"] for m in release.objects]
+    rbac_chart = Chart(name="dagster-rbac", manifests=tuple(rbac.manifests(every, configmaps)))
     return dataclasses.replace(release, charts=(rbac_chart, *release.charts[1:]))

@@ -12,7 +12,9 @@ What the platform's assets do with the Kubernetes API, and nothing more:
 - pods/log: get (kube-system): a failed install Job's log in the readiness check;
 - secrets: get and patch the named ones, create, list (each namespace holding a generated
   Secret): generated Secrets, and Helm's release records that readiness reads;
-- jobs: create, delete; pods, pods/log, events: read (dagster): K8sRunLauncher's run Jobs.
+- jobs: create, delete; pods, pods/log, events: read (dagster): K8sRunLauncher's run Jobs;
+- configmaps: get and patch the named ones, create (dagster): the dagster release's own
+  ConfigMaps, applied before its charts.
 
 Whoever may create a HelmChart holds cluster-admin: K3s's helm-controller runs each chart's
 install Job as a ServiceAccount bound to `cluster-admin`. This role therefore confers
@@ -55,9 +57,10 @@ def _role(name: str, namespace: str, rules: list[dict]) -> list[dict]:
     return [role, _binding("Role", name, namespace)]
 
 
-def manifests(secrets: dict[str, list[str]]) -> list[dict]:
+def manifests(secrets: dict[str, list[str]], configmaps: list[str] = ()) -> list[dict]:
     """The ServiceAccount, its ClusterRole and Roles, and their bindings; `secrets` is
-    {namespace: [names]} of the Secrets the releases generate or derive."""
+    {namespace: [names]} of the Secrets the releases generate, derive or copy, `configmaps` the
+    names of the ConfigMaps the dagster release applies in its namespace."""
     out: list[dict] = [
         {
             "apiVersion": "v1",
@@ -117,6 +120,19 @@ def manifests(secrets: dict[str, list[str]]) -> list[dict]:
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
             {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+            *(
+                [
+                    {
+                        "apiGroups": [""],
+                        "resources": ["configmaps"],
+                        "resourceNames": sorted(configmaps),
+                        "verbs": ["get", "patch"],
+                    },
+                    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+                ]
+                if configmaps
+                else []
+            ),
         ],
     )
     for namespace, names in sorted(secrets.items()):

@@ -3,6 +3,8 @@
 A generated Secret is created with random values when it is missing and never rewritten (a new
 password would lock the services out of their data). Its copies in other namespaces, and the
 SeaweedFS identity file built from the per-purpose S3 keys, are derived from it on every apply.
+A copied Secret holds what the applying process itself has (its settings, its SSH files: what a
+person set up on the laptop), rewritten on every apply.
 The values exist only in this process's memory between reading and writing them: they are
 never returned, logged, diffed (a dry-run diff of a Secret would print its data) or recorded.
 """
@@ -70,6 +72,17 @@ def _derived(kube, secret: GeneratedSecret) -> dict:
     return {key: values[src] for key, src in secret.key_map}
 
 
+def _copied(secret: GeneratedSecret) -> dict:
+    data = secret.copied_from()
+    missing = sorted(set(secret.keys) - set(data))
+    if missing:
+        raise RuntimeError(
+            f"Secret {secret.namespace}/{secret.name} needs {', '.join(missing)} from "
+            f"{secret.copied_what}; set them where this apply runs and apply again"
+        )
+    return data
+
+
 def ensure_secrets(kube, release: Release, s3_config: Callable[[dict], str]) -> list[str]:
     """Creates what is missing, refreshes the derived copies; returns one line per Secret
     (`namespace/name: created|kept|derived`), never a value.
@@ -80,6 +93,13 @@ def ensure_secrets(kube, release: Release, s3_config: Callable[[dict], str]) -> 
     values: dict[str, dict] = {}
     for secret in release.secrets:
         if secret.name == S3_CONFIG_SECRET:
+            continue
+        if secret.copied_from is not None:
+            data = _copied(secret)
+            kube.apply(
+                _manifest(release, secret, secret.namespace, data), field_manager=FIELD_MANAGER
+            )
+            report.append(f"{secret.namespace}/{secret.name}: copied from {secret.copied_what}")
             continue
         if secret.derived_from:
             data = _derived(kube, secret)

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import yaml
@@ -144,6 +144,11 @@ class GeneratedSecret:
     # (key here, key there) pairs, for charts that want the same value under their own key.
     derived_from: str = ""
     key_map: tuple[tuple[str, str], ...] = ()
+    # Copied instead of random: values the applying process holds (its settings, its SSH
+    # files), read on every apply and written straight into the Secret. `keys` are the ones
+    # it must have; the source may add optional ones. It raises naming what is missing.
+    copied_from: Callable[[], dict[str, str]] | None = field(default=None, compare=False)
+    copied_what: str = ""  # what the values are copied from, in the apply's report
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -161,6 +166,10 @@ class Release:
     description: str
     needs: tuple[str, ...] = ()  # releases it runs on (asset deps)
     secrets: tuple[GeneratedSecret, ...] = ()
+    # Applied directly, before the charts, after the Secrets: what the release's pods read at
+    # start (ConfigMaps), so they exist before any pod does. Never in a chart as well (Helm
+    # refuses to install over an object it does not own).
+    objects: tuple[Mapping, ...] = ()
 
 
 @dataclass(frozen=True)

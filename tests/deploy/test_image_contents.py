@@ -96,12 +96,7 @@ def image(tmp_path_factory):
 def _load(workdir, final):
     inv = load_inventory(ROOT / "inventory.example.yaml")
     dagster = catalogue.dagster(inv)
-    configmaps = {
-        m["metadata"]["name"]: m["data"]
-        for chart in dagster.charts
-        for m in chart.manifests
-        if m["kind"] == "ConfigMap"
-    }
+    configmaps = {m["metadata"]["name"]: m["data"] for m in dagster.objects}
     env = {}
     for word, args in final.steps:
         if word == "ENV":

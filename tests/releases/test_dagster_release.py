@@ -2,6 +2,7 @@
 and the least-privilege role (its rules here; access reviews need the real control plane)."""
 
 import base64
+import dataclasses
 import json
 
 import dagster as dg
@@ -65,11 +66,7 @@ def test_the_queue_runs_one_infrastructure_run_at_a_time():
 
 
 def test_the_mounted_inventory_is_the_same_plan_with_the_ssh_files_at_the_mount(tmp_path):
-    (cm,) = [
-        m
-        for m in own_manifests(_chart("dagster-rbac"))
-        if m["metadata"]["name"] == release.INVENTORY_CONFIGMAP
-    ]
+    (cm,) = [m for m in DAGSTER.objects if m["metadata"]["name"] == release.INVENTORY_CONFIGMAP]
     path = tmp_path / "inventory.yaml"
     path.write_text(cm["data"]["inventory.yaml"])
     mounted = load_inventory(path)
@@ -98,7 +95,11 @@ def test_the_derived_secrets_copy_the_generated_values_under_the_charts_keys():
             _secret(f"s3-{identity}", "storage", access_key=f"AK-{identity}", secret_key="SK"),
             field_manager="test",
         )
-    report = secrets.ensure_secrets(kube, DAGSTER, s3_config=lambda c: "")
+    # The Secrets copied from the applying process: tests/kube/test_dagster_secrets.py.
+    derived_only = dataclasses.replace(
+        DAGSTER, secrets=tuple(s for s in DAGSTER.secrets if s.derived_from)
+    )
+    report = secrets.ensure_secrets(kube, derived_only, s3_config=lambda c: "")
     assert report == [
         "dagster/dagster-postgresql-secret: derived from databases/pg-dagster",
         "dagster/dagster-compute-logs: derived from storage/s3-compute-logs",

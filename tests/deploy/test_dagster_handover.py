@@ -1,0 +1,300 @@
+"""`dagster_handover` against a real Dagster: `dagster-webserver` and `dagster-daemon` started
+here on a free 127.0.0.1 port, loading this code location on the cluster profile with the
+release's ConfigMap settings and `PICLUSTER_SCHEDULES_OWNER=cluster`, as in a pod.
+
+What is not a pod: the "pod" is this machine with `KUBERNETES_SERVICE_HOST` set (what makes
+the code location know it is the cluster's) and the settings' endpoints on closed loopback
+ports (nothing is contacted at load; a sensor tick that tries gets a refused connection). The
+webserver, the daemon, their heartbeats, the GraphQL answers and the code location are real.
+"""
+
+import json
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from platform_assets.handover import status
+from platform_assets.releases import dagster as release
+from resources.settings import PROJECT_ROOT
+from tests.harness.procs import LOOPBACK, ServiceProcess, free_port
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+BIN = Path(sys.executable).parent
+CLOSED = f"{LOOPBACK}:9"  # discard: nothing listens here
+
+
+def _graphql(url: str, query: str, variables: dict | None = None, timeout_s=30.0) -> dict:
+    request = urllib.request.Request(
+        url + "/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        body = json.loads(response.read())
+    assert not body.get("errors"), body
+    return body["data"]
+
+
+def _location_state(url: str) -> str:
+    data = _graphql(
+        url,
+        "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+        "locationOrLoadError { __typename } } } } }",
+    )
+    (entry,) = data["workspaceOrError"]["locationEntries"]
+    return f"{entry['loadStatus']}:{entry['locationOrLoadError']['__typename']}"
+
+
+class ClusterDagster:
+    """The cluster's Dagster as the release runs it, here: webserver and daemon on one
+    instance (a DAGSTER_HOME of its own), the code location from this checkout."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        home = root / "dagster_home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        ssh = root / "ssh"
+        ssh.mkdir()
+        for name in (release.SSH_KEY_FILE, release.KNOWN_HOSTS_FILE):
+            (ssh / name).write_text("test-made placeholder\n")
+        self.inventory = root / "inventory.yaml"
+        inv = yaml.safe_load((PROJECT_ROOT / "inventory.example.yaml").read_text())
+        inv["ssh"]["private_key_path"] = str(ssh / release.SSH_KEY_FILE)
+        inv["ssh"]["known_hosts_path"] = str(ssh / release.KNOWN_HOSTS_FILE)
+        self.inventory_text = yaml.safe_dump(inv, sort_keys=False)
+        self.inventory.write_text(self.inventory_text)
+        (root / "workspace.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "load_from": [
+                        {
+                            "python_module": {
+                                "module_name": "definitions",
+                                "location_name": release.CODE_LOCATION,
+                                "working_directory": str(PROJECT_ROOT),
+                            }
+                        }
+                    ]
+                }
+            )
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PICLUSTER_")}
+        env.update(release.pod_environment())  # ConfigMap piclusterops-env, owner cluster
+        env.update(
+            {
+                "DAGSTER_HOME": str(home),
+                "PICLUSTER_HOME": str(root / "picluster"),
+                "PICLUSTER_INVENTORY": str(self.inventory),
+                "PICLUSTER_KUBECONFIG": str(root / "kubeconfig"),
+                "KUBERNETES_SERVICE_HOST": LOOPBACK,
+                # Secret piclusterops-settings, test values, every endpoint a closed port.
+                "PICLUSTER_S3_ENDPOINT": CLOSED,
+                "PICLUSTER_S3_SECURE": "false",
+                "PICLUSTER_S3_ACCESS_KEY": "test-access-key",
+                "PICLUSTER_S3_SECRET_KEY": "test-secret-key",
+                "PICLUSTER_TRINO_HOST": LOOPBACK,
+                "PICLUSTER_TRINO_PORT": "9",
+                "PICLUSTER_PG_HOST": LOOPBACK,
+                "PICLUSTER_PG_PORT": "9",
+                "PICLUSTER_PG_PASSWORD": "test-password",
+                "PICLUSTER_BACKUP_MIRROR_ENDPOINT": CLOSED,
+                "PICLUSTER_BACKUP_MIRROR_ACCESS_KEY": "test-mirror-access-key",
+                "PICLUSTER_BACKUP_MIRROR_SECRET_KEY": "test-mirror-secret-key",
+                "PICLUSTER_BACKUP_KEY": "test-backup-key",
+            }
+        )
+        workspace = ["-w", str(root / "workspace.yaml")]
+        self.webserver = ServiceProcess(
+            "dagster-webserver",
+            [str(BIN / "dagster-webserver"), "-h", LOOPBACK, "-p", str(self.port), *workspace],
+            root / "logs" / "webserver.log",
+            env=env,
+            cwd=root,
+        )
+        self.daemon = ServiceProcess(
+            "dagster-daemon",
+            [str(BIN / "dagster-daemon"), "run", *workspace],
+            root / "logs" / "daemon.log",
+            env=env,
+            cwd=root,
+        )
+
+    def start_webserver(self) -> None:
+        self.webserver.start()
+        self.webserver.wait_ready(
+            lambda: _location_state(self.url) == "LOADED:RepositoryLocation",
+            300,
+            "serving the loaded code location",
+        )
+
+    def reload(self) -> str:
+        _graphql(
+            self.url,
+            "mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name)"
+            " { __typename } }",
+            {"name": release.CODE_LOCATION},
+            # The answer comes once the code location has loaded again: a minute on a busy
+            # machine.
+            timeout_s=300.0,
+        )
+        return _location_state(self.url)
+
+    def stop_sensor(self, name: str) -> None:
+        data = _graphql(
+            self.url,
+            "{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {"
+            " ... on RepositoryLocation { repositories { sensors { id name } } } } } } } }",
+        )
+        (entry,) = data["workspaceOrError"]["locationEntries"]
+        (repo,) = entry["locationOrLoadError"]["repositories"]
+        (sensor_id,) = [s["id"] for s in repo["sensors"] if s["name"] == name]
+        answer = _graphql(
+            self.url,
+            "mutation($id: String) { stopSensor(id: $id) { __typename } }",
+            {"id": sensor_id},
+        )
+        assert answer["stopSensor"]["__typename"] == "StopSensorMutationResult", answer
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        self.webserver.stop()
+
+
+@pytest.fixture
+def cluster_dagster(tmp_path):
+    dagster = ClusterDagster(tmp_path)
+    yield dagster  # its logs stay in tmp_path/logs (pytest keeps the last runs' tmp_path)
+    dagster.stop()
+
+
+def _handover(url: str, wait_s: float = 0.0):
+    """`dagster_handover` run in this checkout's code location (the laptop's, local profile
+    here): what it expects is what this code defines."""
+    import definitions
+
+    job = definitions.defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        asset_selection=[dg.AssetKey("dagster_handover")],
+        run_config={"ops": {"dagster_handover": {"config": {"url": url, "wait_s": wait_s}}}},
+    )
+
+
+def _fails(url: str, wait_s: float = 0.0) -> str:
+    with pytest.raises(dg.Failure) as failed:
+        _handover(url, wait_s)
+    return failed.value.description
+
+
+def test_the_handover_passes_only_once_the_clusters_dagster_runs_everything(cluster_dagster):
+    cluster_dagster.start_webserver()
+
+    # The webserver alone: the code location is loaded, but no daemon runs the schedules.
+    problem = _fails(cluster_dagster.url)
+    assert "daemons not running" in problem
+    assert "SCHEDULER" in problem and "SENSOR" in problem
+
+    cluster_dagster.daemon.start()
+    result = _handover(cluster_dagster.url, wait_s=180)
+    (done,) = result.get_asset_materialization_events()
+    meta = done.step_materialization_data.materialization.metadata
+    table = meta["automation"].value
+    for name in ("landing_files", "nightly_backups", "backup_freshness"):
+        assert f"| {name} | RUNNING | cluster |" in table
+    assert meta["dagster/row_count"].value == 3
+
+    # Someone stops a sensor in the cluster's UI: not handed over any more, and it says which.
+    cluster_dagster.stop_sensor("landing_files")
+    problem = _fails(cluster_dagster.url)
+    assert "sensor landing_files is STOPPED, not RUNNING" in problem
+    assert "nightly_backups" not in problem
+
+    # A broken inventory ConfigMap: the code location does not load; the error is named.
+    cluster_dagster.inventory.write_text(cluster_dagster.inventory_text.replace("nodes:", "n0des:"))
+    assert cluster_dagster.reload() == "LOADED:PythonError"
+    problem = _fails(cluster_dagster.url)
+    assert f"code location '{release.CODE_LOCATION}' failed to load" in problem
+    assert "inventory.yaml: nodes: is required" in problem
+
+
+def test_a_dagster_that_does_not_answer_is_named():
+    url = f"http://{LOOPBACK}:{free_port()}"
+    problem = _fails(url)
+    assert f"{url}/graphql did not answer" in problem
+    assert "port-forward" in problem
+
+
+# --- the verdict on recorded answers (the shapes the real webserver gave above) ---------------
+
+
+def _answer(sensors=(("landing_files", "RUNNING", "cluster"),), daemons=True) -> dict:
+    def entries(owner):
+        return [{"label": "owner", "text": owner}, {"label": "runs_here", "text": "yes"}]
+
+    return {
+        "instance": {
+            "daemonHealth": {
+                "allDaemonStatuses": [
+                    {"daemonType": "SENSOR", "required": True, "healthy": daemons},
+                    {"daemonType": "BACKFILL", "required": False, "healthy": False},
+                ]
+            }
+        },
+        "workspaceOrError": {
+            "__typename": "Workspace",
+            "locationEntries": [
+                {
+                    "name": "piclusterops",
+                    "loadStatus": "LOADED",
+                    "locationOrLoadError": {
+                        "__typename": "RepositoryLocation",
+                        "repositories": [
+                            {
+                                "name": "__repository__",
+                                "schedules": [],
+                                "sensors": [
+                                    {
+                                        "name": n,
+                                        "sensorState": {"status": s},
+                                        "metadataEntries": entries(o),
+                                    }
+                                    for n, s, o in sensors
+                                ],
+                            }
+                        ],
+                    },
+                }
+            ],
+        },
+    }
+
+
+def test_a_sensor_the_cluster_lacks_or_the_laptop_still_owns_is_named():
+    found = status.verdict(_answer(), "piclusterops", set(), {"landing_files", "new_sensor"})
+    assert found.problems == [
+        "sensors missing from the cluster's 'piclusterops' (an older image?): new_sensor"
+    ]
+    found = status.verdict(
+        _answer(sensors=(("landing_files", "STOPPED", "laptop"),)),
+        "piclusterops",
+        set(),
+        {"landing_files"},
+    )
+    assert found.problems == [
+        "sensor landing_files is STOPPED, not RUNNING",
+        "sensor landing_files is owned by 'laptop', not the cluster: "
+        "PICLUSTER_SCHEDULES_OWNER in ConfigMap piclusterops-env",
+    ]
+    assert status.verdict(_answer(), "piclusterops", set(), {"landing_files"}).passed
+    # Only required daemons count.
+    assert status.verdict(_answer(daemons=False), "piclusterops", set(), set()).daemons == {
+        "SENSOR": False
+    }
