@@ -14,6 +14,7 @@ from resources.settings import Settings
 
 def build_defs(settings: Settings, timezone: str = "UTC") -> dg.Definitions:
     from platform_assets.backups.assets import BACKUP_ASSETS, BACKUP_CHECKS
+    from platform_assets.backups.etcd_snapshot import ETCD_ASSETS, ETCD_CHECKS
     from platform_assets.backups.resources import backup_resources
     from platform_assets.backups.settings import load_backup_settings
     from sensors.backups import (
@@ -24,8 +25,8 @@ def build_defs(settings: Settings, timezone: str = "UTC") -> dg.Definitions:
     )
 
     return dg.Definitions(
-        assets=BACKUP_ASSETS,
-        asset_checks=BACKUP_CHECKS,
+        assets=[*BACKUP_ASSETS, *ETCD_ASSETS],
+        asset_checks=[*BACKUP_CHECKS, *ETCD_CHECKS],
         jobs=[nightly_backups_job, backup_freshness_job],
         schedules=[
             nightly_backups_schedule(timezone, running=settings.is_cluster),

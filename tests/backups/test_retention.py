@@ -16,9 +16,9 @@ from platform_assets.backups.retention import (
 )
 from platform_assets.backups.sealing import BackupKey
 from resources.object_store import LocalObjectStore
-from sensors.backups import NIGHTLY
 from tests.backups.conftest import (
     BACKUPS,
+    LAKE_NIGHTLY,
     failed_checks,
     folder_stores,
     platform_postgres,
@@ -98,7 +98,7 @@ def test_nine_nights_keep_exactly_seven(postgres, tmp_path, backup_key_env):
     for i, night in enumerate(nine, start=1):
         result = dg.materialize(
             BACKUPS,
-            selection=NIGHTLY,
+            selection=LAKE_NIGHTLY,
             partition_key=night,
             resources=resources_for(lake, pg, nas),
             raise_on_error=False,
