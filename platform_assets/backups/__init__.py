@@ -17,6 +17,8 @@ def build_defs(settings: Settings, timezone: str = "UTC") -> dg.Definitions:
     from platform_assets.backups.etcd_snapshot import ETCD_ASSETS, ETCD_CHECKS
     from platform_assets.backups.resources import backup_resources
     from platform_assets.backups.settings import load_backup_settings
+    from platform_assets.recovery.object_store import restore_object_store
+    from platform_assets.recovery.postgres import restore_postgres
     from sensors.backups import (
         backup_freshness_job,
         backup_freshness_schedule,
@@ -27,7 +29,7 @@ def build_defs(settings: Settings, timezone: str = "UTC") -> dg.Definitions:
     return dg.Definitions(
         assets=[*BACKUP_ASSETS, *ETCD_ASSETS],
         asset_checks=[*BACKUP_CHECKS, *ETCD_CHECKS],
-        jobs=[nightly_backups_job, backup_freshness_job],
+        jobs=[nightly_backups_job, backup_freshness_job, restore_postgres, restore_object_store],
         schedules=[
             nightly_backups_schedule(timezone, running=settings.is_cluster),
             backup_freshness_schedule(running=settings.is_cluster),
