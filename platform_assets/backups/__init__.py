@@ -17,6 +17,7 @@ def build_defs(settings: Settings, timezone: str = "UTC") -> dg.Definitions:
     from platform_assets.backups.etcd_snapshot import ETCD_ASSETS, ETCD_CHECKS
     from platform_assets.backups.resources import backup_resources
     from platform_assets.backups.settings import load_backup_settings
+    from platform_assets.recovery.disaster import disaster_recovery
     from platform_assets.recovery.object_store import restore_object_store
     from platform_assets.recovery.postgres import restore_postgres
     from sensors.backups import (
@@ -29,7 +30,13 @@ def build_defs(settings: Settings, timezone: str = "UTC") -> dg.Definitions:
     return dg.Definitions(
         assets=[*BACKUP_ASSETS, *ETCD_ASSETS],
         asset_checks=[*BACKUP_CHECKS, *ETCD_CHECKS],
-        jobs=[nightly_backups_job, backup_freshness_job, restore_postgres, restore_object_store],
+        jobs=[
+            nightly_backups_job,
+            backup_freshness_job,
+            restore_postgres,
+            restore_object_store,
+            disaster_recovery,
+        ],
         schedules=[
             nightly_backups_schedule(timezone, running=settings.is_cluster),
             backup_freshness_schedule(running=settings.is_cluster),

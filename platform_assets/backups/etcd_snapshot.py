@@ -78,8 +78,10 @@ def token_path(inv: Inventory) -> str:
 
 
 def fingerprint(key: BackupKey, token: str) -> str:
-    """A keyed hash of the token: says whether two tokens are the same, reveals nothing."""
-    return key.name_for("k3s token\0" + token.strip())[:16]
+    """A keyed hash of the token's passphrase: says whether two tokens are the same (the full
+    `K10<ca hash>::server:<passphrase>` and the bare passphrase alike), reveals nothing."""
+    passphrase = token.strip().split("::server:", 1)[-1]
+    return key.name_for("k3s token\0" + passphrase)[:16]
 
 
 def take_snapshot(
