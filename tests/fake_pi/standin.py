@@ -10,7 +10,9 @@ marks packages installed for `dpkg-query`, `swapoff` empties `/proc/swaps`, `reb
 node's supervisor to reboot it (which applies the boot command line, see `boot()`), ...
 
 None of these touch the real machine: the files they write are the node's own (overlay mounts
-over /etc, /usr, /var, /boot, a tmpfs /proc), and nothing here opens a network connection.
+over /etc, /usr, /var, /boot, a tmpfs /proc), and nothing here opens a network connection but
+the server's k3s `etcd-snapshot save` and `--cluster-reset`, which talk to the test control
+plane's etcd on loopback (see "K3s etcd snapshots" below).
 """
 
 import contextlib
