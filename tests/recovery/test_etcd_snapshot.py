@@ -19,6 +19,7 @@ from platform_assets.inventory import load_inventory
 from platform_assets.resources import InventoryFile, ssh_resource
 from resources.object_store import LocalObjectStore
 from tests.backups.conftest import check_evaluations, key_resource
+from tests.integration.test_secrets_stay_secret import assert_absent, recorded
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -50,7 +51,7 @@ def resources(cluster, lake) -> dict:
     }
 
 
-def snapshot_night(cluster, lake) -> dg.ExecuteInProcessResult:
+def snapshot_night(cluster, lake, instance=None) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*ETCD_ASSETS, *ETCD_CHECKS],
         selection=dg.AssetSelection.assets("etcd_snapshot")
@@ -59,6 +60,7 @@ def snapshot_night(cluster, lake) -> dg.ExecuteInProcessResult:
         ),
         partition_key=NIGHT,
         resources=resources(cluster, lake),
+        instance=instance,
         raise_on_error=False,
     )
 
@@ -78,7 +80,11 @@ def test_the_snapshot_holds_what_the_api_wrote(
         field_manager="piclusterops-tests",
     )
     lake = LocalObjectStore(root=str(tmp_path / "lake"))
-    result = snapshot_night(server_with_k3s, lake)
+    home = tmp_path / "home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        result = snapshot_night(server_with_k3s, lake, instance)
+        records = recorded(instance, result.run_id, home)
     assert result.success, result.get_step_failure_events()
     (check,) = result.get_asset_check_evaluations()
     assert check.passed, check.description
@@ -99,6 +105,8 @@ def test_the_snapshot_holds_what_the_api_wrote(
     token = b"".join(unseal([lake.get(etcd_token_key(NIGHT))], key, "token"))
     assert token and token not in (tmp_path / "lake" / etcd_token_key(NIGHT)).read_bytes()
     assert token.decode() not in json.dumps(manifest)
+    passphrase = token.decode().split("::server:")[-1]
+    assert_absent(records, {"the K3s token": passphrase}, "the run's records")
     # The on-demand snapshot does not pile up on the node: it was deleted after the copy.
     asked = server_with_k3s.commands("pi-server")
     assert [
