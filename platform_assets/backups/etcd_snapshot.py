@@ -39,7 +39,7 @@ from platform_assets.backups.resources import BackupKeyResource
 from platform_assets.backups.retention import etcd_days, verified_at
 from platform_assets.backups.sealing import BackupKey, SealError, seal, unseal
 from platform_assets.backups.streams import open_stream, put_stream
-from platform_assets.core.engine import ssh_targets
+from platform_assets.core.engine import may_contact, ssh_targets
 from platform_assets.inventory import Inventory
 from platform_assets.resources import InventoryFile
 from resources.object_store import ObjectNotFound, ObjectStore
@@ -62,11 +62,18 @@ class TakenSnapshot:
     status: SnapshotStatus
 
 
-def server_node(inv: Inventory) -> str:
-    servers = [n.name for n in inv.nodes if n.role == "server"]
+def server_node(inv: Inventory, allow_remote: bool = True) -> str:
+    """The server node's name; refuses one this profile may not contact (the local profile
+    reaches loopback nodes only, the fake-Pi cluster)."""
+    servers = [n for n in inv.nodes if n.role == "server"]
     if not servers:
         raise SnapshotFailed("the inventory has no server node: nothing runs etcd")
-    return servers[0]
+    if not may_contact(servers[0], allow_remote):
+        raise SnapshotFailed(
+            f"{servers[0].name} ({servers[0].address}) is not contacted on the local profile "
+            "(loopback nodes only): the etcd snapshot runs on the cluster profile"
+        )
+    return servers[0].name
 
 
 def snapshot_dir(inv: Inventory) -> str:
@@ -168,8 +175,11 @@ def etcd_snapshot(
     key = backup_key.backup_key()
     inv = inventory_file.load()
     day = context.partition_key
+    try:
+        node = server_node(inv, inventory_file.allow_remote_nodes)
+    except SnapshotFailed as exc:
+        raise dg.Failure(str(exc)) from None
     object_store.delete(etcd_verified_key(day))  # a re-run is unverified until checked again
-    node = server_node(inv)
     name = f"{SNAPSHOT_NAME}-{day}"
     with (
         ssh.open(ssh_targets(inv, [node]), log=context.log) as sessions,

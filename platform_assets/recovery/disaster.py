@@ -32,6 +32,7 @@ from platform_assets.assets import (
     StepRun,
 )
 from platform_assets.backups.etcd_snapshot import (
+    SnapshotFailed,
     check_snapshot,
     fingerprint,
     load_token,
@@ -157,7 +158,10 @@ def recover_cluster_state(
 ) -> str:
     inv = inventory_file.load()
     key = backup_key.backup_key()
-    node = server_node(inv)
+    try:
+        node = server_node(inv, inventory_file.allow_remote_nodes)
+    except SnapshotFailed as exc:
+        raise dg.Failure(str(exc)) from None
     with scratch_file("mirror") as tmp:
         scratch = LocalObjectStore(root=str(tmp))
         restore_lake(backup_mirror, key, night, scratch, [etcd_day_prefix(night)])
