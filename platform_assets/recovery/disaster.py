@@ -118,27 +118,24 @@ def recover_nodes_and_k3s(
             "restored state. Set it to the saved token (unseal backups/etcd/"
             f"{night}/token.sealed from the mirror, see docs/backups.md) and run again"
         )
-    run = StepRun(
-        context,  # the steps use its log
-        BringUpConfig(apply=True, reboot_timeout_s=config.reboot_timeout_s),
-        inv,
-        inventory_file.allow_remote_nodes,
-        None,  # set below
-        ssh,
-        token,
-        kubernetes,
-    )
-    with ssh.open(
-        ssh_targets(inv, [n.name for n in inv.nodes]), log=context.log, secrets=[token]
-    ) as sessions:
-        run.sessions = sessions
+    targets = ssh_targets(inv, [n.name for n in inv.nodes])
+    with ssh.open(targets, log=context.log, secrets=[token]) as sessions:
+        run = StepRun(
+            context,  # the steps use its log
+            BringUpConfig(apply=True, reboot_timeout_s=config.reboot_timeout_s),
+            inv,
+            inventory_file.allow_remote_nodes,
+            sessions,
+            ssh,
+            token,
+            kubernetes,
+        )
         for spec, step in STEPS:
             report = step(run)
-            context.log.info(f"{spec.key.to_user_string()}: applied")
+            name = spec.key.to_user_string()
             if report.failure is not None:
-                raise dg.Failure(
-                    f"bring-up stopped at {spec.key.to_user_string()}:\n{report.failure}"
-                )
+                raise dg.Failure(f"bring-up stopped at {name}:\n{report.failure}")
+            context.log.info(f"{name}: applied")
     return night
 
 
