@@ -20,6 +20,7 @@ HOURLY_CRON = "17 * * * *"
 FRESHNESS_CHECKS = dg.AssetSelection.checks(
     dg.AssetCheckKey(dg.AssetKey("postgres_dump"), "postgres_dump_fresh"),
     dg.AssetCheckKey(dg.AssetKey("object_store_mirror"), "object_store_mirror_fresh"),
+    dg.AssetCheckKey(dg.AssetKey("etcd_snapshot"), "etcd_snapshot_fresh"),
 )
 NIGHTLY = dg.AssetSelection.groups("backups") - FRESHNESS_CHECKS
 

@@ -14,8 +14,12 @@ from resources.settings import Settings
 
 def build_defs(settings: Settings, timezone: str = "UTC") -> dg.Definitions:
     from platform_assets.backups.assets import BACKUP_ASSETS, BACKUP_CHECKS
+    from platform_assets.backups.etcd_snapshot import ETCD_ASSETS, ETCD_CHECKS
     from platform_assets.backups.resources import backup_resources
     from platform_assets.backups.settings import load_backup_settings
+    from platform_assets.recovery.disaster import disaster_recovery
+    from platform_assets.recovery.object_store import restore_object_store
+    from platform_assets.recovery.postgres import restore_postgres
     from sensors.backups import (
         backup_freshness_job,
         backup_freshness_schedule,
@@ -26,9 +30,15 @@ def build_defs(settings: Settings, timezone: str = "UTC") -> dg.Definitions:
 
     runs_here = settings.is_cluster and owns_automation()
     return dg.Definitions(
-        assets=BACKUP_ASSETS,
-        asset_checks=BACKUP_CHECKS,
-        jobs=[nightly_backups_job, backup_freshness_job],
+        assets=[*BACKUP_ASSETS, *ETCD_ASSETS],
+        asset_checks=[*BACKUP_CHECKS, *ETCD_CHECKS],
+        jobs=[
+            nightly_backups_job,
+            backup_freshness_job,
+            restore_postgres,
+            restore_object_store,
+            disaster_recovery,
+        ],
         # Only the cluster backs up, and only the Dagster owning the schedules (one owner:
         # a laptop on the cluster profile after the hand-over must not dump a second time).
         schedules=with_owner(

@@ -20,6 +20,7 @@ import dagster as dg
 from platform_assets.backups.layout import (
     MIRRORED_BUCKETS,
     dump_key,
+    etcd_verified_key,
     manifest_key,
     mirror_verified_key,
     postgres_verified_key,
@@ -42,8 +43,12 @@ from platform_assets.backups.postgres import (
 from platform_assets.backups.resources import BackupKeyResource
 from platform_assets.backups.retention import (
     KEEP,
+    PruneResult,
+    RetentionPlan,
+    etcd_days,
     mirror_verified_days,
     postgres_days,
+    prune_etcd,
     prune_mirror,
     prune_postgres,
     verified_at,
@@ -67,6 +72,10 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError
+
+
+def _and(words: list[str]) -> str:
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
 def pg_dump_version(pg: PlatformPostgres) -> str:
@@ -273,7 +282,8 @@ class MirrorConfig(dg.Config):
     group_name="backups",
     kinds={"s3"},
     partitions_def=backup_days,
-    deps=[postgres_dump],
+    # The night's sealed etcd snapshot leaves the cluster with it (backups/ is mirrored).
+    deps=[postgres_dump, dg.AssetKey("etcd_snapshot")],
 )
 def object_store_mirror(
     context: dg.AssetExecutionContext,
@@ -368,7 +378,7 @@ def object_store_mirror_fresh(backup_mirror: ObjectStore) -> dg.AssetCheckResult
     group_name="backups",
     kinds={"python"},
     partitions_def=backup_days,
-    deps=[postgres_dump, object_store_mirror],
+    deps=[postgres_dump, dg.AssetKey("etcd_snapshot"), object_store_mirror],
 )
 def backup_retention(
     context: dg.AssetExecutionContext,
@@ -376,9 +386,9 @@ def backup_retention(
     backup_mirror: ObjectStore,
     backup_key: BackupKeyResource,
 ) -> dg.MaterializeResult:
-    """Keeps exactly the seven newest verified nights of dumps and of the mirror and deletes
-    what is older. Runs only after the night's restore and re-read checks passed (they block
-    it), and refuses on its own when the night is not verified."""
+    """Keeps exactly the seven newest verified nights of dumps, etcd snapshots and the mirror
+    and deletes what is older. Runs only after the night's restore, integrity and re-read
+    checks passed (they block it), and refuses on its own when the night is not verified."""
     day = context.partition_key
     missing = [
         what
@@ -390,20 +400,29 @@ def backup_retention(
     ]
     if missing:
         raise dg.Failure(
-            f"not pruning: the {' and '.join(missing)} of {day} is not verified; older backups "
+            f"not pruning: the {_and(missing)} of {day} is not verified; older backups "
             "are kept until a newer one passes its checks"
         )
     dumps = prune_postgres(object_store, KEEP)
+    # The etcd snapshots are pruned on their own night's integrity check alone: a cluster
+    # without etcd (or a night whose snapshot failed) keeps every snapshot it has.
+    snapshots = (
+        prune_etcd(object_store, KEEP)
+        if object_store.stat(etcd_verified_key(day)) is not None
+        else PruneResult(RetentionPlan(sorted(etcd_days(object_store)[1], reverse=True), []))
+    )
     mirror = prune_mirror(backup_mirror, backup_key.backup_key(), KEEP)
     rows = "\n".join(
         f"| {what} | {', '.join(r.plan.keep)} | {', '.join(r.plan.prune) or 'none'} "
         f"| {len(r.deleted_objects)} |"
-        for what, r in (("dumps", dumps), ("mirror", mirror))
+        for what, r in (("dumps", dumps), ("etcd snapshots", snapshots), ("mirror", mirror))
     )
     return dg.MaterializeResult(
         metadata={
             "dumps_kept": dg.MetadataValue.json(dumps.plan.keep),
             "dumps_pruned": dg.MetadataValue.json(dumps.plan.prune),
+            "etcd_snapshots_kept": dg.MetadataValue.json(snapshots.plan.keep),
+            "etcd_snapshots_pruned": dg.MetadataValue.json(snapshots.plan.prune),
             "mirror_kept": dg.MetadataValue.json(mirror.plan.keep),
             "mirror_pruned": dg.MetadataValue.json(mirror.plan.prune),
             "summary": dg.MetadataValue.md(

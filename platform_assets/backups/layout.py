@@ -6,6 +6,10 @@ in the object store: `backups/postgres/...` is `postgres/...` in the `backups` b
     backups/postgres/<day>/<database>.dump    pg_dump -Fc, as pg_restore reads it
     backups/postgres/<day>/manifest.json      sha256, size, server version, rows per table
     backups/postgres/<day>/verified.json      written by the restore check when the day restored
+    backups/etcd/<day>/snapshot.sealed        `k3s etcd-snapshot save`, sealed (it holds Secrets)
+    backups/etcd/<day>/token.sealed           the K3s server token in force, sealed
+    backups/etcd/<day>/manifest.json          sha256, size, revision, keys, K3s version, node
+    backups/etcd/<day>/verified.json          written by the integrity check when it passed
 
 On the mirror (a second S3 endpoint off the cluster, e.g. a NAS; `mirror/` is its one bucket,
 `PICLUSTER_BACKUP_MIRROR_BUCKET`), everything sealed with the backup key except the verification
@@ -22,6 +26,7 @@ A day is the backup's date in the inventory's time zone (`YYYY-MM-DD`), so keys 
 import re
 
 POSTGRES_PREFIX = "backups/postgres/"
+ETCD_PREFIX = "backups/etcd/"
 MIRROR_INDEX_PREFIX = "mirror/index/"
 MIRROR_BLOB_PREFIX = "mirror/blobs/"
 MIRROR_VERIFIED_PREFIX = "mirror/verified/"
@@ -64,3 +69,23 @@ def mirror_verified_key(day: str) -> str:
 
 def mirror_blob_key(name: str) -> str:
     return f"{MIRROR_BLOB_PREFIX}{name}"
+
+
+def etcd_day_prefix(day: str) -> str:
+    return f"{ETCD_PREFIX}{day}/"
+
+
+def etcd_snapshot_key(day: str) -> str:
+    return f"{etcd_day_prefix(day)}snapshot.sealed"
+
+
+def etcd_token_key(day: str) -> str:
+    return f"{etcd_day_prefix(day)}token.sealed"
+
+
+def etcd_manifest_key(day: str) -> str:
+    return f"{etcd_day_prefix(day)}manifest.json"
+
+
+def etcd_verified_key(day: str) -> str:
+    return f"{etcd_day_prefix(day)}verified.json"

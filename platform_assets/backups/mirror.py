@@ -240,10 +240,12 @@ def restore_from_mirror(
     day: str,
     target: ObjectStore,
     buckets: Sequence[str] | None = None,
+    under: Sequence[str] = (),
 ) -> list[str]:
     """Writes every object of the night's index in `buckets` (roles, e.g. `["landing"]`;
     default every bucket the index holds) back into that bucket of `target` under its own key,
-    each verified against the index before it becomes visible. Returns the restored keys
+    each verified against the index before it becomes visible. `under` narrows it to keys
+    under those prefixes (`backups/etcd/<night>/`). Returns the restored keys
     (`<bucket>/<key>`). A bucket `target` does not have fails before anything is written."""
     entries = sorted(load_index(mirror, key, day).values(), key=lambda e: e.key)
     wanted = (
@@ -252,6 +254,11 @@ def restore_from_mirror(
         else tuple(dict.fromkeys(e.key.partition("/")[0] for e in entries))
     )
     prefixes = tuple(_bucket_prefixes(target, wanted))
+    if under:
+        outside = [u for u in under if not u.startswith(prefixes)]
+        if outside:
+            raise ValueError(f"{', '.join(outside)}: not inside bucket(s) {', '.join(wanted)}")
+        prefixes = tuple(under)
     restored = []
     for entry in entries:
         if not entry.key.startswith(prefixes):

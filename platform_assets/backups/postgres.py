@@ -374,3 +374,62 @@ def compare_tables(key: str, expected: dict[str, int], restored: dict[str, int])
                 f"{expected[table]}"
             )
     return problems
+
+
+def restore_database(
+    pg: PlatformPostgres,
+    target: str,
+    key: str,
+    pieces: Iterable[bytes],
+    expected_sha256: str,
+    expected_size: int,
+    expected_tables: dict[str, int],
+    replace: bool,
+) -> RestoreOutcome:
+    """Restores one dump into the database `target`: a new one, or (with `replace`) the one of
+    that name dropped first. Then compares it with the manifest like the restore check. A new
+    database that fails is dropped again; a replaced one is left for inspection."""
+    import psycopg2
+    from psycopg2 import sql
+
+    outcome = RestoreOutcome(target, key, [], scratch_database=target)
+    admin = pg.connect(pg.maintenance_database)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target,))
+            exists = cur.fetchone() is not None
+            if exists and not replace:
+                raise BackupError(
+                    f"database {target!r} exists on {pg.describe()}: restore into a new name, or "
+                    "set replace: true to drop and replace it"
+                )
+            try:
+                if exists:
+                    cur.execute(
+                        sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(target))
+                    )
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target)))
+            except psycopg2.Error as exc:
+                raise BackupError(
+                    f"cannot create database {target!r} on {pg.describe()}: {_first_line(exc)}"
+                ) from None
+        _restore_into(pg, target, key, pieces, expected_sha256, expected_size, outcome)
+        if outcome.passed:
+            conn = pg.connect(target)
+            try:
+                restored = count_rows(conn)
+            finally:
+                conn.close()
+            outcome.tables, outcome.rows = len(restored), sum(restored.values())
+            outcome.problems.extend(compare_tables(key, expected_tables, restored))
+        if not outcome.passed and not exists:
+            with admin.cursor() as cur:
+                cur.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(target)
+                    )
+                )
+    finally:
+        admin.close()
+    return outcome

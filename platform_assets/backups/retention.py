@@ -1,6 +1,7 @@
-"""Retention: exactly the seven newest verified daily backups are kept, of the dumps and of the
-mirror alike; a day older than the seventh verified one goes, verified or not. Nothing is pruned
-while fewer than seven are verified, and only after the newest one is (the assets ask for that).
+"""Retention: exactly the seven newest verified daily backups are kept, of the dumps, the etcd
+snapshots and the mirror alike; a day older than the seventh verified one goes, verified or not.
+Nothing is pruned while fewer than seven are verified, and only after the newest one is (the
+assets ask for that).
 
 Days newer than the seventh verified one stay even when unverified: a failed night is evidence
 until a week of good nights has passed it.
@@ -12,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from platform_assets.backups.layout import (
+    ETCD_PREFIX,
     MIRROR_BLOB_PREFIX,
     POSTGRES_PREFIX,
+    etcd_verified_key,
     is_day,
     mirror_index_key,
     mirror_verified_key,
-    postgres_day_prefix,
     postgres_verified_key,
 )
 from platform_assets.backups.mirror import index_days, load_index
@@ -48,16 +50,26 @@ class PruneResult:
     deleted_objects: list[str] = field(default_factory=list)
 
 
-def postgres_days(store: ObjectStore) -> tuple[set[str], set[str]]:
-    """(every day with dump objects, the days whose restore check passed)."""
+def prefix_days(store: ObjectStore, prefix: str, marker) -> tuple[set[str], set[str]]:
+    """(every day with objects under `prefix`, the days whose `marker(day)` object exists)."""
     days, verified = set(), set()
-    for info in store.list(POSTGRES_PREFIX):
-        day, _, rest = info.key[len(POSTGRES_PREFIX) :].partition("/")
+    for info in store.list(prefix):
+        day, _, rest = info.key[len(prefix) :].partition("/")
         if is_day(day):
             days.add(day)
-            if info.key == postgres_verified_key(day):
+            if info.key == marker(day):
                 verified.add(day)
     return days, verified
+
+
+def postgres_days(store: ObjectStore) -> tuple[set[str], set[str]]:
+    """(every day with dump objects, the days whose restore check passed)."""
+    return prefix_days(store, POSTGRES_PREFIX, postgres_verified_key)
+
+
+def etcd_days(store: ObjectStore) -> tuple[set[str], set[str]]:
+    """(every day with an etcd snapshot, the days whose integrity check passed)."""
+    return prefix_days(store, ETCD_PREFIX, etcd_verified_key)
 
 
 def verified_at(store: ObjectStore, marker_key: str) -> datetime | None:
@@ -67,17 +79,24 @@ def verified_at(store: ObjectStore, marker_key: str) -> datetime | None:
         return None
 
 
-def prune_postgres(store: ObjectStore, keep: int = KEEP) -> PruneResult:
-    days, verified = postgres_days(store)
+def prune_days(store: ObjectStore, prefix: str, marker, keep: int = KEEP) -> PruneResult:
+    days, verified = prefix_days(store, prefix, marker)
     result = PruneResult(plan_retention(days, verified, keep))
     for day in result.plan.prune:
         # The verified marker goes first: a half-pruned day is never taken for a good one.
-        keys = [i.key for i in store.list(postgres_day_prefix(day))]
-        marker = postgres_verified_key(day)
-        for k in sorted(keys, key=lambda k: k != marker):
+        keys = [i.key for i in store.list(f"{prefix}{day}/")]
+        for k in sorted(keys, key=lambda k: k != marker(day)):
             store.delete(k)
             result.deleted_objects.append(k)
     return result
+
+
+def prune_postgres(store: ObjectStore, keep: int = KEEP) -> PruneResult:
+    return prune_days(store, POSTGRES_PREFIX, postgres_verified_key, keep)
+
+
+def prune_etcd(store: ObjectStore, keep: int = KEEP) -> PruneResult:
+    return prune_days(store, ETCD_PREFIX, etcd_verified_key, keep)
 
 
 def mirror_verified_days(mirror: ObjectStore) -> set[str]:

@@ -7,10 +7,14 @@ import dagster as dg
 import pytest
 
 from platform_assets.backups.assets import BACKUP_ASSETS, BACKUP_CHECKS
+from platform_assets.backups.etcd_snapshot import ETCD_ASSETS, ETCD_CHECKS
 from platform_assets.backups.postgres import PlatformPostgres
 from platform_assets.backups.resources import BackupKeyResource
 from platform_assets.backups.sealing import generate_key
+from platform_assets.resources import InventoryFile
 from resources.object_store import LocalObjectStore, S3ObjectStore
+from resources.ssh import SshResource
+from sensors.backups import NIGHTLY
 from tests.harness.postgres import PG_BIN
 from tests.harness.seaweedfs import start_seaweedfs
 
@@ -108,7 +112,14 @@ def folder_stores(tmp_path) -> tuple[LocalObjectStore, LocalObjectStore]:
 
 
 # The backup assets and checks, for `dg.materialize`.
-BACKUPS = [*BACKUP_ASSETS, *BACKUP_CHECKS]
+BACKUPS = [*BACKUP_ASSETS, *BACKUP_CHECKS, *ETCD_ASSETS, *ETCD_CHECKS]
+# The night without the etcd snapshot, which needs the fake cluster (tests/recovery).
+LAKE_NIGHTLY = NIGHTLY - dg.AssetSelection.assets("etcd_snapshot")
+# What the etcd snapshot takes, unused where it is not selected.
+NO_CLUSTER = {
+    "inventory_file": InventoryFile(path="/nonexistent/piclusterops-unused-inventory.yaml"),
+    "ssh": SshResource(known_hosts_path="/nonexistent", private_key_path="/nonexistent"),
+}
 
 
 def resources_for(lake, pg=None, nas=None) -> dict[str, object]:
@@ -121,6 +132,7 @@ def resources_for(lake, pg=None, nas=None) -> dict[str, object]:
         "backup_mirror": nas
         or LocalObjectStore(root="/nonexistent/piclusterops-unused-mirror", buckets=["mirror"]),
         "backup_key": key_resource(),
+        **NO_CLUSTER,
     }
 
 

@@ -8,7 +8,11 @@ import dagster as dg
 import pytest
 
 from platform_assets.backups.assets import freshness
-from platform_assets.backups.layout import mirror_index_key, postgres_verified_key
+from platform_assets.backups.layout import (
+    etcd_verified_key,
+    mirror_index_key,
+    postgres_verified_key,
+)
 from sensors.backups import FRESHNESS_CHECKS
 from tests.backups.conftest import BACKUPS, check_evaluations, folder_stores, resources_for
 
@@ -45,6 +49,10 @@ def test_the_checks_read_the_markers(tmp_path):
         json.dumps({"verified_at": (now - timedelta(hours=30)).isoformat()}).encode(),
     )
     nas.put(mirror_index_key("2026-03-03"), b"sealed")
+    lake.put(
+        etcd_verified_key("2026-03-02"),
+        json.dumps({"verified_at": (now - timedelta(hours=27)).isoformat()}).encode(),
+    )
     nas.put(
         "mirror/verified/2026-03-03.json",
         json.dumps({"verified_at": (now - timedelta(hours=3)).isoformat()}).encode(),
@@ -60,3 +68,5 @@ def test_the_checks_read_the_markers(tmp_path):
     assert "(2026-03-03, verified" in checks["postgres_dump_fresh"].description
     assert "30.0 hours old, more than 26" in checks["postgres_dump_fresh"].description
     assert checks["object_store_mirror_fresh"].passed
+    assert not checks["etcd_snapshot_fresh"].passed
+    assert "(2026-03-02, verified" in checks["etcd_snapshot_fresh"].description

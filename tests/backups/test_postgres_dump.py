@@ -18,9 +18,10 @@ from platform_assets.backups.assets import postgres_dump_restores
 from platform_assets.backups.layout import dump_key, manifest_key, postgres_verified_key
 from platform_assets.backups.postgres import PlatformPostgres, dump_database
 from platform_assets.backups.streams import open_stream, put_stream
-from sensors.backups import FRESHNESS_CHECKS, NIGHTLY
+from sensors.backups import FRESHNESS_CHECKS
 from tests.backups.conftest import (
     BACKUPS,
+    LAKE_NIGHTLY,
     failed_checks,
     platform_postgres,
     resources_for,
@@ -146,7 +147,11 @@ def test_a_failed_restore_check_blocks_the_mirror_and_retention(lake, pg, postgr
     nas = LocalObjectStore(root=str(tmp_path / "nas"), buckets=["mirror"])
     resources = resources_for(lake, weak, nas)
     result = dg.materialize(
-        BACKUPS, selection=NIGHTLY, partition_key=DAY, resources=resources, raise_on_error=False
+        BACKUPS,
+        selection=LAKE_NIGHTLY,
+        partition_key=DAY,
+        resources=resources,
+        raise_on_error=False,
     )
     assert not result.success
     failures = failed_checks(result)

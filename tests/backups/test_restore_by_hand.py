@@ -11,9 +11,9 @@ import dagster as dg
 import pytest
 
 from platform_assets.backups.layout import dump_key, mirror_index_key
-from sensors.backups import NIGHTLY
 from tests.backups.conftest import (
     BACKUPS,
+    LAKE_NIGHTLY,
     fill_database,
     folder_stores,
     platform_postgres,
@@ -44,7 +44,7 @@ def test_restore_a_database_from_the_mirror_by_hand(postgres, tmp_path, backup_k
     lake, nas = folder_stores(tmp_path)
     result = dg.materialize(
         BACKUPS,
-        selection=NIGHTLY,
+        selection=LAKE_NIGHTLY,
         partition_key=NIGHT,
         resources=resources_for(lake, platform_postgres(postgres, [database]), nas),
         raise_on_error=False,

@@ -10,15 +10,16 @@ import pytest
 from platform_assets.backups.layout import MIRROR_BLOB_PREFIX, mirror_index_key
 from platform_assets.backups.mirror import index_days, load_index, write_index
 from platform_assets.backups.retention import (
+    etcd_days,
     plan_retention,
     postgres_days,
     prune_mirror,
 )
 from platform_assets.backups.sealing import BackupKey
 from resources.object_store import LocalObjectStore
-from sensors.backups import NIGHTLY
 from tests.backups.conftest import (
     BACKUPS,
+    LAKE_NIGHTLY,
     failed_checks,
     folder_stores,
     platform_postgres,
@@ -98,7 +99,7 @@ def test_nine_nights_keep_exactly_seven(postgres, tmp_path, backup_key_env):
     for i, night in enumerate(nine, start=1):
         result = dg.materialize(
             BACKUPS,
-            selection=NIGHTLY,
+            selection=LAKE_NIGHTLY,
             partition_key=night,
             resources=resources_for(lake, pg, nas),
             raise_on_error=False,
@@ -137,3 +138,33 @@ def test_retention_refuses_while_the_night_is_unverified(tmp_path, backup_key_en
     error = result.get_step_failure_events()[0].event_specific_data.error.to_string()
     assert f"not pruning: the dump and mirror of {N[9]} is not verified" in error
     assert sorted(postgres_days(lake)[1]) == N[:9]  # nothing pruned
+
+
+def test_etcd_snapshots_keep_seven_and_only_after_tonights_verified(tmp_path, backup_key_env):
+    """Nine nights of snapshots, all verified: the nightly retention keeps the newest seven. A
+    night whose own snapshot is not verified prunes no snapshot (dumps and mirror still go)."""
+    lake, nas = folder_stores(tmp_path)
+    for night in N[:9]:
+        lake.put(f"backups/etcd/{night}/snapshot.sealed", b"sealed")
+        lake.put(f"backups/etcd/{night}/verified.json", b'{"verified_at": "x"}')
+        lake.put(f"backups/postgres/{night}/verified.json", b'{"verified_at": "x"}')
+        nas.put(f"mirror/verified/{night}.json", b'{"verified_at": "x"}')
+    lake.put(f"backups/etcd/{N[9]}/snapshot.sealed", b"sealed")  # tonight: not verified
+    lake.put(f"backups/postgres/{N[9]}/verified.json", b'{"verified_at": "x"}')
+    nas.put(f"mirror/verified/{N[9]}.json", b'{"verified_at": "x"}')
+    write_index(nas, BackupKey(backup_key_env), N[9], {})
+
+    def retention(night):
+        return dg.materialize(
+            BACKUPS,
+            selection=dg.AssetSelection.assets("backup_retention"),
+            partition_key=night,
+            resources=resources_for(lake, nas=nas),
+            raise_on_error=False,
+        )
+
+    assert retention(N[9]).success
+    assert sorted(etcd_days(lake)[0]) == N[:10]  # tonight's snapshot unverified: none pruned
+    assert retention(N[8]).success  # a verified night prunes to seven verified
+    assert sorted(etcd_days(lake)[1]) == N[2:9]
+    assert sorted(etcd_days(lake)[0]) == N[2:10]

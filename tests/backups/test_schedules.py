@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 import data_assets
+import platform_assets
 from platform_assets import backups
 from platform_assets.backups.assets import backup_days
 from resources.settings import load_settings
@@ -16,9 +17,12 @@ from tests.backups.test_settings import CLUSTER_ENV
 
 
 def with_data_assets(settings, **kwargs) -> dg.Definitions:
-    # The backups use the platform's `object_store`, which data_assets registers.
+    # The backups use the platform's `object_store`, which data_assets registers, and the etcd
+    # snapshot the inventory and SSH, which platform_assets registers.
     return dg.Definitions.merge(
-        data_assets.build_defs(settings), backups.build_defs(settings, **kwargs)
+        platform_assets.build_defs(settings),
+        data_assets.build_defs(settings),
+        backups.build_defs(settings, **kwargs),
     )
 
 
@@ -73,6 +77,7 @@ def test_running_on_the_cluster_stopped_on_the_local_profile(monkeypatch, tmp_pa
     for name, value in CLUSTER_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PICLUSTER_HOME", str(tmp_path))
+    monkeypatch.setenv("PICLUSTER_INVENTORY", "inventory.example.yaml")
     cluster = with_data_assets(load_settings(), timezone="Europe/Berlin")
     for name in ("nightly_backups", "backup_freshness"):
         status = cluster.resolve_schedule_def(name).default_status
@@ -92,15 +97,18 @@ def test_the_freshness_schedule_runs_only_the_freshness_checks(monkeypatch, tmp_
     assert {k.name for k in job.asset_layer.asset_graph.asset_check_keys} == {
         "postgres_dump_fresh",
         "object_store_mirror_fresh",
+        "etcd_snapshot_fresh",
     }
     nightly = defs.resolve_job_def("nightly_backups")
     assert {k.path[-1] for k in nightly.asset_layer.selected_asset_keys} == {
         "postgres_dump",
+        "etcd_snapshot",
         "object_store_mirror",
         "backup_retention",
     }
     assert {k.name for k in nightly.asset_layer.asset_graph.asset_check_keys} == {
         "postgres_dump_restores",
+        "etcd_snapshot_intact",
         "object_store_mirror_verified",
     }
     assert backup_freshness_schedule().cron_schedule == "17 * * * *"

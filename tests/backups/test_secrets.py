@@ -9,8 +9,7 @@ from platform_assets.backups.postgres import PlatformPostgres
 from platform_assets.backups.resources import BackupKeyResource
 from platform_assets.backups.sealing import generate_key
 from resources.object_store import S3ObjectStore
-from sensors.backups import NIGHTLY
-from tests.backups.conftest import BACKUPS, failed_checks, fill_database
+from tests.backups.conftest import BACKUPS, LAKE_NIGHTLY, NO_CLUSTER, failed_checks, fill_database
 from tests.harness.postgres import PG_BIN
 from tests.integration.test_secrets_stay_secret import assert_absent, recorded
 
@@ -53,6 +52,7 @@ def resources(postgres, s3, nas, password_var="T_PG_PASSWORD", key_var="T_BACKUP
         "object_store": store(s3, "lake", "T_LAKE_SECRET"),
         "backup_mirror": store(nas, "nas", "T_NAS_SECRET", ("mirror",)),
         "backup_key": BackupKeyResource(key=dg.EnvVar(key_var), variable=key_var),
+        **NO_CLUSTER,
         "platform_postgres": PlatformPostgres(
             host=postgres.host,
             port=postgres.port,
@@ -67,7 +67,7 @@ def resources(postgres, s3, nas, password_var="T_PG_PASSWORD", key_var="T_BACKUP
 def night(instance, res) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         BACKUPS,
-        selection=NIGHTLY,
+        selection=LAKE_NIGHTLY,
         partition_key=NIGHT,
         resources=res,
         instance=instance,

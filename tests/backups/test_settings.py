@@ -4,6 +4,7 @@ import dagster as dg
 import pytest
 
 import data_assets
+import platform_assets
 from platform_assets import backups
 from platform_assets.backups.resources import BackupKeyResource
 from platform_assets.backups.settings import load_backup_settings
@@ -84,17 +85,27 @@ def test_local_profile_needs_no_backup_setting(tmp_path):
 @pytest.mark.parametrize("profile", ["local", "cluster"])
 def test_the_definitions_merge_with_the_rest(profile, monkeypatch, tmp_path):
     """The one line the code location adds: the backups beside data_assets, whose
-    `object_store` the backups use."""
-    env = {**CLUSTER_ENV, "PICLUSTER_PROFILE": profile, "PICLUSTER_HOME": str(tmp_path)}
+    `object_store` the backups use, and the platform, whose inventory, SSH, K3s token and
+    Kubernetes resources the etcd snapshot and the recovery jobs use."""
+    env = {
+        **CLUSTER_ENV,
+        "PICLUSTER_PROFILE": profile,
+        "PICLUSTER_HOME": str(tmp_path),
+        "PICLUSTER_INVENTORY": "inventory.example.yaml",
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
     defs = dg.Definitions.merge(
-        data_assets.build_defs(settings), backups.build_defs(settings, timezone="Europe/Berlin")
+        platform_assets.build_defs(settings),
+        data_assets.build_defs(settings),
+        backups.build_defs(settings, timezone="Europe/Berlin"),
     )
     dg.Definitions.validate_loadable(defs)
     job = defs.resolve_job_def("nightly_backups")
     assert job.partitions_def is not None
     graph = defs.resolve_asset_graph()
     group = {k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).group_name == "backups"}
-    assert group == {"postgres_dump", "object_store_mirror", "backup_retention"}
+    assert group == {"postgres_dump", "etcd_snapshot", "object_store_mirror", "backup_retention"}
+    for name in ("restore_postgres", "restore_object_store", "disaster_recovery"):
+        assert defs.resolve_job_def(name).name == name

@@ -271,6 +271,8 @@ class FakeCluster:
             admin = d / "control" / "k3s-admin.yaml"
             admin.write_text(plane.admin_kubeconfig.read_text())
             admin.chmod(0o600)
+            # Where its k3s takes etcd snapshots from and restores them into (the stand-in).
+            (d / "control" / "k3s-etcd-url").write_text(plane.etcd_url + "\n")
         return {
             "api_port": plane.port,
             "ca": "/mnt/kube/ca.crt",

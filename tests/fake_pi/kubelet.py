@@ -24,6 +24,7 @@ import re
 import ssl
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 from urllib.parse import urlencode
@@ -37,6 +38,8 @@ FIELD_MANAGER = "fake-pi-k3s"
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
 K3S_UNITS = ("k3s.service", "k3s-agent.service")
 API_PORT = 6443
+# How often an unchanged Node is applied again (a kubelet posts its status at least this often).
+HEARTBEAT_S = 10.0
 OS_IMAGES = {
     "bookworm": "Debian GNU/Linux 12 (bookworm)",
     "trixie": "Debian GNU/Linux 13 (trixie)",
@@ -121,6 +124,7 @@ class FakeKubelet:
         self.address = address
         self.log = log
         self.last: str | None = None
+        self.last_applied = 0.0
         self.forwarder: subprocess.Popen | None = None
 
     def sync(self, powered_on: bool = True) -> None:
@@ -137,7 +141,10 @@ class FakeKubelet:
                 return  # never registered: a node without k3s is no Kubernetes node
             metadata, status = desired_node(state, config, state["hostname"], running)
             wanted = json.dumps([metadata, status], sort_keys=True)
-            if wanted == self.last:
+            # Unchanged, it is re-applied only as a heartbeat (a no-op for the API when the Node
+            # is there): a Node deleted behind the kubelet's back (an etcd restore) comes back
+            # as a restarted kubelet re-registers it.
+            if wanted == self.last and time.monotonic() - self.last_applied < HEARTBEAT_S:
                 return
             node = {"apiVersion": "v1", "kind": "Node"}
             path = f"/api/v1/nodes/{metadata['name']}"
@@ -146,6 +153,7 @@ class FakeKubelet:
                 f"{path}/status", {**node, "metadata": {"name": metadata["name"]}, "status": status}
             )
             self.last = wanted
+            self.last_applied = time.monotonic()
         except Exception:  # noqa: BLE001 - the supervisor must go on; the log says why
             self.log(f"fake kubelet: sync failed, retrying\n{traceback.format_exc()}")
 

@@ -10,7 +10,9 @@ marks packages installed for `dpkg-query`, `swapoff` empties `/proc/swaps`, `reb
 node's supervisor to reboot it (which applies the boot command line, see `boot()`), ...
 
 None of these touch the real machine: the files they write are the node's own (overlay mounts
-over /etc, /usr, /var, /boot, a tmpfs /proc), and nothing here opens a network connection.
+over /etc, /usr, /var, /boot, a tmpfs /proc), and nothing here opens a network connection but
+the server's k3s `etcd-snapshot save` and `--cluster-reset`, which talk to the test control
+plane's etcd on loopback (see "K3s etcd snapshots" below).
 """
 
 import contextlib
@@ -1032,7 +1034,245 @@ def k3s_cli(version: str, args: list[str]) -> str:
         return f"k3s version {version} ({K3S_COMMIT})\ngo version go1.24.12\n"
     if args[:1] == ["check-config"]:
         return "cgroups V2 mounted, cpu|cpuset|memory controllers status: good (fake Pi)\n"
+    if args[:2] == ["etcd-snapshot", "save"]:
+        return k3s_etcd_snapshot_save(args[2:])
+    if args[:1] == ["server"] and "--cluster-reset" in args:
+        return k3s_cluster_reset(args[1:])
     raise Exit(1, f"k3s {' '.join(args[:2])}: not available on a fake Pi\n")
+
+
+# --- K3s etcd snapshots (FAKE k3s on the test control plane's real etcd) ----------------------
+#
+# With the test control plane behind the fake cluster, the server's `k3s etcd-snapshot save`
+# takes a REAL etcd snapshot of that control plane's etcd (the Maintenance.Snapshot stream, the
+# same bytes K3s writes: bbolt + sha256), through etcd's JSON gateway on loopback (the URL in
+# ETCD_URL_FILE, written by the fake cluster). Like K3s it first keeps its bootstrap data under
+# `/bootstrap/<hash of the token>` in etcd, so a snapshot says which token it needs.
+#
+# `k3s server --cluster-reset --cluster-reset-restore-path=F` is FAKED: it cannot replace the
+# data dir of an etcd the test session runs, so it puts the snapshot's keys back into that live
+# etcd instead — every key under /registry/ and /bootstrap/ set to its value in the snapshot,
+# those the snapshot lacks deleted — except leases and events (heartbeats the running
+# components own). The API server then serves the cluster state of the snapshot. Like K3s it
+# refuses a token the snapshot's bootstrap data was not made with, and while k3s runs.
+
+ETCD_URL_FILE = f"{FAKEPI}/k3s-etcd-url"
+RESTORED_PREFIXES = (b"/registry/", b"/bootstrap/")
+LIVE_PREFIXES = (b"/registry/leases/", b"/registry/events/", b"/registry/events.k8s.io/")
+
+
+def etcd_call(path: str, body: dict) -> bytes:
+    import urllib.request
+
+    url = read(ETCD_URL_FILE).strip()
+    if not url:
+        raise Exit(
+            1,
+            'k3s: level=fatal msg="etcd datastore is not running" (fake Pi: its k3s has an etcd '
+            "only with the test control plane behind the fake cluster)\n",
+        )
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (loopback)
+        return response.read()
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str) -> bytes:
+    import base64
+
+    return base64.b64decode(text or "")
+
+
+def k3s_data_dir() -> str:
+    return k3s_config_value("data-dir") or "/var/lib/rancher/k3s"
+
+
+def token_password(token: str) -> str:
+    return token.strip().split("::server:", 1)[-1]
+
+
+def bootstrap_key(token: str) -> bytes:
+    # K3s: "/bootstrap/" + the first 12 hex digits of sha256(token passphrase).
+    return b"/bootstrap/" + hashlib.sha256(token_password(token).encode()).hexdigest()[:12].encode()
+
+
+def flag_value(args: list[str], *names: str) -> str | None:
+    for i, a in enumerate(args):
+        for name in names:
+            if a == name and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(name + "="):
+                return a.split("=", 1)[1]
+    return None
+
+
+def k3s_etcd_snapshot_save(args: list[str]) -> str:
+    require_root("k3s etcd-snapshot", 'k3s: level=fatal msg="permission denied (run as root)"\n')
+    data_dir = k3s_data_dir()
+    token = read(f"{data_dir}/server/token").strip()
+    if not token:
+        raise Exit(1, f'k3s: level=fatal msg="etcd database not found in {data_dir}/server"\n')
+    name = flag_value(args, "--name", "--etcd-snapshot-name") or "on-demand"
+    directory = (
+        flag_value(args, "--dir", "--etcd-snapshot-dir") or f"{data_dir}/server/db/snapshots"
+    )
+    etcd_call(
+        "/v3/kv/put",
+        {"key": _b64(bootstrap_key(token)), "value": _b64(b'{"fake": "K3s bootstrap data"}')},
+    )
+    raw = etcd_call("/v3/maintenance/snapshot", {})
+    blob = b"".join(
+        _unb64(json.loads(line)["result"].get("blob", ""))
+        for line in raw.splitlines()
+        if line.strip()
+    )
+    file_name = f"{name}-{socket.gethostname()}-{int(time.time())}"
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = f"{directory}/{file_name}"
+    fd = os.open(path + ".part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(blob)
+    os.replace(path + ".part", path)
+    sys.stderr.write(f'level=info msg="Snapshot {file_name} saved." (fake Pi: {len(blob)} bytes)\n')
+    return ""
+
+
+def snapshot_keys(path: str) -> dict[bytes, bytes]:
+    """The live keys of an etcd snapshot file (a FAKE's minimal bbolt reader: no checks; the
+    platform's own reader, platform_assets/backups/etcd_file.py, is the one that checks)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    db = data[:-32]
+    if len(data) < 8224 or hashlib.sha256(db).digest() != data[-32:]:
+        raise Exit(1, f'k3s: level=fatal msg="snapshot {path} is corrupt: hash mismatch"\n')
+    import struct
+
+    meta = max(
+        (struct.unpack_from("<IIIIQQQQQQ", db, p * 4096 + 16) for p in (0, 1)),
+        key=lambda m: m[8],
+    )
+    page_size, root = meta[2], meta[4]
+
+    def items(buf: bytes, offset: int):
+        _pid, flags, count, _o = struct.unpack_from("<QHHI", buf, offset)
+        for n in range(count):
+            at = offset + 16 + n * 16
+            if flags & 0x02:
+                eflags, pos, ksize, vsize = struct.unpack_from("<IIII", buf, at)
+                start = at + pos
+                yield eflags, buf[start : start + ksize], buf[start + ksize : start + ksize + vsize]
+            else:
+                yield from items(db, struct.unpack_from("<IIQ", buf, at)[2] * page_size)
+
+    def field(data: bytes, wanted: int) -> bytes:
+        i = 0
+        while i < len(data):
+            tag, i = _uvarint(data, i)
+            if tag & 7 == 0:
+                _, i = _uvarint(data, i)
+                continue
+            n, i = _uvarint(data, i)
+            if tag >> 3 == wanted:
+                return data[i : i + n]
+            i += n
+        return b""
+
+    live: dict[bytes, bytes] = {}
+    for _f, bucket, value in items(db, root * page_size):
+        if bucket != b"key":
+            continue
+        sub_root = struct.unpack_from("<Q", value, 0)[0]
+        rows = items(db, sub_root * page_size) if sub_root else items(value[16:], 0)
+        for _f2, rev, kv in rows:
+            key = field(kv, 1)
+            if len(rev) == 18:
+                live.pop(key, None)
+            else:
+                live[key] = field(kv, 5)
+    return live
+
+
+def _uvarint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i
+        shift += 7
+
+
+def k3s_cluster_reset(args: list[str]) -> str:
+    require_root("k3s server", 'k3s: level=fatal msg="permission denied (run as root)"\n')
+    if read_state()["units"].get("k3s.service", ["", ""])[1] == "active":
+        raise Exit(
+            1,
+            'k3s: level=fatal msg="starting kubernetes: preparing server: ports in use: '
+            'k3s is running; stop it before --cluster-reset" (fake Pi)\n',
+        )
+    path = flag_value(args, "--cluster-reset-restore-path")
+    token = flag_value(args, "--token") or ""
+    token_file = flag_value(args, "--token-file") or k3s_config_value("token-file")
+    if not token and token_file:
+        token = read(token_file).strip()
+    data_dir = k3s_data_dir()
+    if path:
+        if not os.path.isfile(path):
+            raise Exit(1, f'k3s: level=fatal msg="snapshot {path} not found"\n')
+        if not token:
+            raise Exit(1, 'k3s: level=fatal msg="--token is required to restore a snapshot"\n')
+        wanted = snapshot_keys(path)
+        if (
+            not any(k.startswith(b"/bootstrap/") for k in wanted)
+            or bootstrap_key(token) not in wanted
+        ):
+            raise Exit(
+                1,
+                'k3s: level=fatal msg="starting kubernetes: preparing server: bootstrap data '
+                'already found and encrypted with different token" (fake Pi)\n',
+            )
+        restore_into_etcd(wanted)
+        write(f"{data_dir}/server/token", token_password_line(token))
+        os.chmod(f"{data_dir}/server/token", 0o600)
+    write(f"{data_dir}/server/db/reset-flag", "")
+    with locked_state() as state:
+        state["cluster_resets"] = state.get("cluster_resets", 0) + 1
+    sys.stderr.write(
+        'level=info msg="Managed etcd cluster membership has been reset, restart without '
+        f"--cluster-reset flag now. Backup and delete {k3s_data_dir()}/server/db on each peer "
+        'etcd server and rejoin the nodes" (fake Pi)\n'
+    )
+    return ""
+
+
+def token_password_line(token: str) -> str:
+    password = token_password(token)
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    return f"K10{digest}::server:{password}\n"
+
+
+def restore_into_etcd(wanted: dict[bytes, bytes]) -> None:
+    def restored(key: bytes) -> bool:
+        return key.startswith(RESTORED_PREFIXES) and not key.startswith(LIVE_PREFIXES)
+
+    current: dict[bytes, bytes] = {}
+    for prefix in RESTORED_PREFIXES:
+        end = prefix[:-1] + bytes([prefix[-1] + 1])
+        body = json.loads(etcd_call("/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(end)}))
+        for kv in body.get("kvs", []):
+            current[_unb64(kv["key"])] = _unb64(kv.get("value", ""))
+    for key, value in sorted(wanted.items()):
+        if restored(key) and current.get(key) != value:
+            etcd_call("/v3/kv/put", {"key": _b64(key), "value": _b64(value)})
+    for key in sorted(current.keys() - wanted.keys()):
+        if restored(key):
+            etcd_call("/v3/kv/deleterange", {"key": _b64(key)})
 
 
 def k3s_install(args: list[str]) -> str:

@@ -99,6 +99,9 @@ class KubeControlPlane:
     component_seconds: dict[str, float] = field(default_factory=dict)
     # From etcd's start until the last component was ready (what ServiceRegistry reports).
     ready_seconds: float | None = None
+    # etcd's client URL (plain HTTP on loopback): the fake server's k3s takes its etcd
+    # snapshots from it (tests/fake_pi/standin.py).
+    etcd_url: str = ""
 
     name = "Kubernetes control plane"
 
@@ -235,6 +238,7 @@ def start_control_plane(
             lambda: '"health":"true"' in _http_get(etcd_client, "/health"),
             "healthy",
         )
+        plane.etcd_url = f"http://{LOOPBACK}:{etcd_client}"
         if storage_only:
             plane.ready_seconds = plane.component_seconds["etcd"]
             return plane, plane

@@ -25,7 +25,8 @@ CURATED = ["curated_sensor_readings"]
 # The nightly dumps read PostgreSQL and land in the object store; the mirror and retention follow.
 BACKUPS = ["backup_retention", "object_store_mirror", "postgres_dump"]
 DATA_ON_POSTGRES = [*CURATED, *WAREHOUSE, *BACKUPS]
-EVERY_DATA_ASSET = [*CURATED, "mock_sensor_uploads", *WAREHOUSE, *BACKUPS]
+# The etcd snapshot is sealed into the object store: it needs that, not PostgreSQL.
+EVERY_DATA_ASSET = [*CURATED, "mock_sensor_uploads", *WAREHOUSE, *BACKUPS, "etcd_snapshot"]
 
 
 @pytest.fixture(scope="module")
