@@ -32,6 +32,7 @@ import dagster as dg
 
 from data_assets.landing import LIST_PAGE, pages, register_new
 from data_assets.layout import LANDING_PREFIX
+from platform_assets.patching import ROLLING_PATCH_JOBS
 from resources.ledger import Batch, Ledger, LedgerStore
 from resources.object_store import ObjectStore
 from sensors.ownership import sensor_status
@@ -265,6 +266,30 @@ def batch_run_states(context: dg.SensorEvaluationContext, batches: list[Batch]) 
     return states
 
 
+# A patch run queued or running: from its first gate to its last uncordon, nodes are drained
+# one by one, so no curation may start (the landed files wait in the ledger, nothing is lost).
+PATCH_RUN_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def rolling_patch_in_progress(context: dg.SensorEvaluationContext) -> str | None:
+    """The rolling patch run in progress, if any, in the platform's words."""
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:  # a context built in a test without an instance
+        return None
+    for job in ROLLING_PATCH_JOBS:
+        filters = dg.RunsFilter(job_name=job, statuses=PATCH_RUN_STATUSES)
+        for run in instance.get_runs(filters=filters, limit=1):
+            return f"{job} run {run.run_id} is {run.status.value.lower()}"
+    return None
+
+
 def run_request(batch: Batch) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=batch.batch_id,
@@ -291,6 +316,15 @@ def landing_files(
     context: dg.SensorEvaluationContext, object_store: ObjectStore, ledger: Ledger
 ) -> dg.SensorResult:
     previous = LandingCursor.parse(context.cursor)
+    patching = rolling_patch_in_progress(context)
+    if patching:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(
+                f"{patching}: no curation starts while nodes are drained one by one; the "
+                "landed files wait for the next tick after it"
+            ),
+            cursor=context.cursor,
+        )
     store = ledger.store()
     open_batches = store.open_batches(limit=MAX_RUNS_PER_TICK * 5)
     outcome = evaluate_tick(

@@ -5,13 +5,17 @@ and `upgrade_k3s` jobs, the `weekly_patches` schedule, and node health as data
 `build_defs(settings, inv)` registers them; they use the platform's `inventory_file`, `ssh`,
 `kubernetes` and `k3s_token` and the data assets' `warehouse` and `object_store`.
 `with_patch_gate(defs)` gives the patch gate what only the whole code location knows: its
-blocking checks and the landing sensor's default status.
+blocking checks.
 """
 
 import dagster as dg
 
 from platform_assets.inventory import Inventory
 from resources.settings import Settings
+
+# The jobs that cordon, drain and reboot nodes one by one: the landing sensor starts no
+# curation while one of them is in progress (sensors/landing.py).
+ROLLING_PATCH_JOBS = ("patch_nodes", "upgrade_k3s")
 
 
 def build_defs(settings: Settings, inv: Inventory) -> dg.Definitions:
@@ -52,10 +56,6 @@ def with_patch_gate(defs: dg.Definitions) -> dg.Definitions:
         if graph.get_check_spec(key).blocking
     )
     gate = PatchGate(blocking_checks=blocking)
-    for sensor in defs.sensors or []:
-        if sensor.name == gate.landing_sensor:
-            running = sensor.default_status == dg.DefaultSensorStatus.RUNNING
-            gate = PatchGate(blocking_checks=blocking, landing_sensor_runs_by_default=running)
     return dg.Definitions(
         assets=defs.assets,
         asset_checks=defs.asset_checks,

@@ -19,7 +19,7 @@ import dagster as dg
 from platform_assets.core.engine import for_each_node, may_contact, select_nodes, ssh_targets
 from platform_assets.core.facts import read_facts
 from platform_assets.node_health.facts import HealthLimits
-from platform_assets.patching import gates
+from platform_assets.patching import ROLLING_PATCH_JOBS, gates
 from platform_assets.patching.facts import K3S_PATCH_FACTS, OS_PATCH_FACTS
 from platform_assets.patching.plan import (
     K3S,
@@ -136,7 +136,7 @@ def node_patches(
 ) -> Iterator:
     """The nodes patched one at a time: the plan first (per node the upgradable packages,
     whether the kernel changes, in patch order), then for each node a gate (every node Ready,
-    no blocking check failing, the landing sensor paused and no curation running, the node not
+    no blocking check failing, no curation running (the landing sensor waits), the node not
     hot or throttled), cordon, drain through the Eviction API, `apt-get upgrade` keeping local
     config files, a reboot only when a newer kernel was installed, SSH and Node Ready again,
     uncordon, and a gate after (release_ready of its releases, Trino and the object store
@@ -265,7 +265,7 @@ def patch_run_config(apply: bool = True, mode: str = OS, nodes: tuple[str, ...] 
 
 
 patch_nodes = dg.define_asset_job(
-    "patch_nodes",
+    ROLLING_PATCH_JOBS[0],
     selection=[ASSET],
     config=patch_run_config(),
     description="Patches the nodes' OS packages one at a time (plan first, gates around each "
@@ -274,7 +274,7 @@ patch_nodes = dg.define_asset_job(
     tags={"dagster/max_retries": "0"},
 )
 upgrade_k3s = dg.define_asset_job(
-    "upgrade_k3s",
+    ROLLING_PATCH_JOBS[1],
     selection=[ASSET],
     config=patch_run_config(mode=K3S),
     description="Upgrades K3s to the inventory's k3s.version: the server first, then the "

@@ -1,10 +1,11 @@
 """The gates around each node of a rolling patch: what must hold before a node is disrupted and
 after it is back. Each returns the reasons it fails (empty: it holds), in the platform's words.
 
-Before: every node Ready, no blocking asset check failing, the data runs quiet (the landing
-sensor paused, no curation run in progress), the node itself not hot or throttled (the
-`node_health` facts and limits). After: the node Ready, the `release_ready` verdict of every
-applied release placed on it, the warehouse (Trino) and the object store answering.
+Before: every node Ready, no blocking asset check failing, the data runs quiet (no curation
+run in progress; the landing sensor starts none while a patch runs), the node itself not hot
+or throttled (the `node_health` facts and limits). After: the node Ready, the `release_ready`
+verdict of every applied release placed on it, the warehouse (Trino) and the object store
+answering.
 """
 
 from collections.abc import Sequence
@@ -33,12 +34,10 @@ CURATED = dg.AssetKey("curated_sensor_readings")
 
 
 class PatchGate(dg.ConfigurableResource):
-    """What the patch gate knows of the code location: its blocking checks and the landing
-    sensor's default status (filled in by `patching.with_patch_gate` from the Definitions)."""
+    """What the patch gate knows of the code location: its blocking checks (filled in by
+    `patching.with_patch_gate` from the Definitions)."""
 
     blocking_checks: list[str] = []  # "<asset key>:<check name>"
-    landing_sensor: str = "landing_files"
-    landing_sensor_runs_by_default: bool = False
     curation_job: str = "curate_landing_batch"
 
 
@@ -79,34 +78,10 @@ def failing_blocking_checks(instance: dg.DagsterInstance, gate: PatchGate) -> li
     return out
 
 
-def landing_sensor_running(instance: dg.DagsterInstance, gate: PatchGate) -> bool:
-    """The sensor's status as the daemon sees it: set in a UI (stored), else its default."""
-    # Dagster keeps sensor states in the schedule storage; there is no public reader for them.
-    from dagster._core.definitions.run_request import InstigatorType
-    from dagster._core.scheduler.instigation import InstigatorStatus
-
-    if instance.schedule_storage is None:  # an ephemeral instance runs no sensor
-        return gate.landing_sensor_runs_by_default
-    states = [
-        s
-        for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-        if s.name == gate.landing_sensor
-    ]
-    stored = {s.status for s in states}
-    if InstigatorStatus.RUNNING in stored:
-        return True
-    if InstigatorStatus.STOPPED in stored:
-        return False
-    return gate.landing_sensor_runs_by_default
-
-
 def data_runs_busy(instance: dg.DagsterInstance, gate: PatchGate) -> list[str]:
+    """Curation runs in progress. No new one starts while the patch runs: the landing sensor
+    skips its ticks while a rolling patch run is in progress (sensors/landing.py)."""
     out = []
-    if landing_sensor_running(instance, gate):
-        out.append(
-            f"the {gate.landing_sensor} sensor is running: pause it in the UI (Automation) "
-            "before patching, so no curation starts on a draining node"
-        )
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS)):
         curating = run.job_name == gate.curation_job or CURATED in (run.asset_selection or ())
         if curating:

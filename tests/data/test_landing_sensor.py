@@ -333,3 +333,28 @@ def test_the_sensor_reads_a_batchs_run_state_from_dagster():
                 "other-sensor-batch": RUN_FAILED,
                 "manual-batch": RUN_FAILED,
             }
+
+
+def test_no_curation_starts_while_a_rolling_patch_runs_and_the_files_wait(local_store, tmp_path):
+    # The weekly patch's gate relies on this: while a patch run drains nodes one by one, the
+    # sensor starts no run, so the gate only waits for curation runs already in progress.
+    ledger = SqliteLedger(path=str(tmp_path / "ledger.sqlite"))
+    resources = {"object_store": local_store, "ledger": ledger}
+    put_files(local_store, ["env-01-00.jsonl", "env-02-00.jsonl"])
+    with dg.instance_for_test() as instance:
+        patch = dg.DagsterRun(job_name="patch_nodes", status=dg.DagsterRunStatus.STARTED)
+        instance.add_run(patch)
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            held = landing_files(context)
+        assert held.run_requests == []
+        assert held.skip_reason.skip_message.startswith(
+            f"patch_nodes run {patch.run_id} is started: no curation starts"
+        )
+        assert ledger.store().open_batches(limit=10) == []  # nothing claimed meanwhile
+
+        # A finished patch holds nothing: the files that waited are handed over.
+        instance.delete_run(patch.run_id)
+        instance.add_run(dg.DagsterRun(job_name="patch_nodes", status=dg.DagsterRunStatus.SUCCESS))
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            (request,) = landing_files(context).run_requests
+        assert request.tags["piclusterops/objects"] == "2"

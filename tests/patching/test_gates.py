@@ -1,5 +1,5 @@
-"""The patch gate's reads of the Dagster instance (a real SQLite instance: runs, check
-evaluations, sensor states as the daemon stores them) and of the warehouse and object store."""
+"""The patch gate's reads of the Dagster instance (a real SQLite instance: runs and check
+evaluations) and of the warehouse and object store."""
 
 import dagster as dg
 import pytest
@@ -18,43 +18,6 @@ from resources.warehouse import DuckDBWarehouse
 def instance(tmp_path):
     with dg.DagsterInstance.local_temp(str(tmp_path)) as inst:
         yield inst
-
-
-def store_sensor_state(instance: dg.DagsterInstance, name: str, status: str) -> None:
-    """What the daemon/UI stores when a sensor is started or stopped by hand."""
-    from dagster._core.definitions.run_request import InstigatorType
-    from dagster._core.remote_origin import (
-        RegisteredCodeLocationOrigin,
-        RemoteInstigatorOrigin,
-        RemoteRepositoryOrigin,
-    )
-    from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus
-
-    repository = RemoteRepositoryOrigin(
-        RegisteredCodeLocationOrigin("piclusterops"), "__repository__"
-    )
-    instance.add_instigator_state(
-        InstigatorState(
-            RemoteInstigatorOrigin(repository, name),
-            InstigatorType.SENSOR,
-            InstigatorStatus[status],
-        )
-    )
-
-
-def test_a_running_landing_sensor_holds_the_patch(instance):
-    by_default = PatchGate(landing_sensor_runs_by_default=True)
-    (reason,) = data_runs_busy(instance, by_default)
-    assert "landing_files sensor is running: pause it" in reason
-    assert data_runs_busy(instance, PatchGate(landing_sensor_runs_by_default=False)) == []
-    # Paused in the UI: the stored state wins over the default.
-    store_sensor_state(instance, "landing_files", "STOPPED")
-    assert data_runs_busy(instance, by_default) == []
-
-
-def test_a_landing_sensor_started_by_hand_holds_the_patch(instance):
-    store_sensor_state(instance, "landing_files", "RUNNING")
-    assert data_runs_busy(instance, PatchGate(landing_sensor_runs_by_default=False))
 
 
 def test_a_curation_run_in_progress_holds_the_patch(instance):
@@ -96,7 +59,7 @@ def test_services_answering_and_not(tmp_path):
     # Nothing listens on the discard port: the object store is named, no credential shown.
     down = S3ObjectStore(
         endpoint="127.0.0.1:9",
-        bucket="lake",
+        buckets={"warehouse": "warehouse"},
         access_key="fake-access-key-1",
         secret_key="fake-secret-key-2",
         secure=False,
