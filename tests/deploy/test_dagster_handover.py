@@ -207,9 +207,17 @@ def test_the_handover_passes_only_once_the_clusters_dagster_runs_everything(clus
     (done,) = result.get_asset_materialization_events()
     meta = done.step_materialization_data.materialization.metadata
     table = meta["automation"].value
-    for name in ("landing_files", "nightly_backups", "backup_freshness"):
+    automation = (
+        "landing_files",
+        "asset_check_metrics",
+        "nightly_backups",
+        "backup_freshness",
+        "weekly_patches",
+        "node_health_readings",
+    )
+    for name in automation:
         assert f"| {name} | RUNNING | cluster |" in table
-    assert meta["dagster/row_count"].value == 3
+    assert meta["dagster/row_count"].value == len(automation)
 
     # Someone stops a sensor in the cluster's UI: not handed over any more, and it says which.
     cluster_dagster.stop_sensor("landing_files")
