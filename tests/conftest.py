@@ -1,5 +1,6 @@
 """Session fixtures that start real services on free loopback ports, only when a test asks for
-them: `postgres`, `s3`, `trino`, `dagster_pg_home` / `dagster_pg_instance`, `kube_control_plane`.
+them: `postgres`, `s3`, `nas`, `trino`, `dagster_pg_home` / `dagster_pg_instance`,
+`kube_control_plane`.
 
 Each service runs from a per-session temp dir with its log in `<dir>/logs/`. If any test that
 used a service fails, the dir is kept and its path plus the logs' tails are printed in the test
@@ -25,6 +26,7 @@ SERVICE_FIXTURES = frozenset(
     {
         "postgres",
         "s3",
+        "nas",
         "trino",
         "dagster_pg_home",
         "dagster_pg_instance",
@@ -60,6 +62,15 @@ def postgres(service_registry: ServiceRegistry) -> PostgresService:
 def s3(service_registry: ServiceRegistry) -> S3Service:
     """SeaweedFS S3 API on a free loopback port, auth on. `s3.client()` is a minio.Minio."""
     return service_registry.start("seaweedfs", start_seaweedfs)
+
+
+@pytest.fixture(scope="session")
+def nas(service_registry: ServiceRegistry) -> S3Service:
+    """A second SeaweedFS standing for the NAS off the cluster (the backups' mirror; its log:
+    logs/nas/). Here, once for the session: tests/backups and tests/recovery both use it."""
+    return service_registry.start(
+        "seaweedfs-nas", lambda workdir, log_dir: start_seaweedfs(workdir, log_dir / "nas")
+    )
 
 
 @pytest.fixture(scope="session")

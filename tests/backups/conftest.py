@@ -16,7 +16,6 @@ from resources.object_store import LocalObjectStore, S3ObjectStore
 from resources.ssh import SshResource
 from sensors.backups import NIGHTLY
 from tests.harness.postgres import PG_BIN
-from tests.harness.seaweedfs import start_seaweedfs
 
 KEY_VAR = "PICLUSTER_TEST_BACKUP_KEY"
 
@@ -33,14 +32,6 @@ def s3_store(service, prefix: str, roles=None) -> S3ObjectStore:
         buckets=buckets,
         secure=False,
         region=service.region,
-    )
-
-
-@pytest.fixture(scope="session")
-def nas(service_registry):
-    """A second SeaweedFS standing for the NAS off the cluster (its log: logs/nas/)."""
-    return service_registry.start(
-        "seaweedfs-nas", lambda workdir, log_dir: start_seaweedfs(workdir, log_dir / "nas")
     )
 
 

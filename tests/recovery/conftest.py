@@ -1,4 +1,4 @@
 """The backups' fixtures (the backup key in the environment, the NAS's SeaweedFS) for the
 recovery tests."""
 
-from tests.backups.conftest import backup_key_env, nas  # noqa: F401
+from tests.backups.conftest import backup_key_env  # noqa: F401
