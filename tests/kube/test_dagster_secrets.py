@@ -62,6 +62,18 @@ def laptop(tmp_path, monkeypatch):
     return load_inventory(path), key, known
 
 
+@pytest.fixture(autouse=True)
+def no_helmcharts_left(kube_control_plane):
+    """The dagster HelmCharts this module applies are deleted after each test: the session's
+    control plane is shared, and a later rolling patch would gate on their release_ready."""
+    yield
+    admin = kube_control_plane.resource()
+    for chart in helmcharts(
+        catalogue.dagster(load_inventory(PROJECT_ROOT / "inventory.example.yaml"))
+    ):
+        admin.delete(HELMCHART_API, "HelmChart", chart["metadata"]["name"], CHART_NAMESPACE)
+
+
 def _decoded(secret: dict) -> dict:
     return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
 
