@@ -19,26 +19,21 @@ module caches (about 6-8 GB) live in a scratch folder removed after a successful
 PICLUSTER_KEEP_GO_CACHE=1; the binaries (about 450 MB) are what is kept.
 """
 
-import contextlib
-import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+from typing import TextIO
 
+from tests.harness import go_build
 from tests.harness.trino_dist import cache_root
 
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.4"  # the etcd server Kubernetes v1.34.4 itself requires
 KWOK_VERSION = "v0.8.0"
 HELM_CONTROLLER_VERSION = "v0.17.7"  # the helm-controller K3s embeds on its v1.34 line
-# The oldest Go that builds all of them: KWOK v0.8.0's go.mod says `go 1.26.0` (GOTOOLCHAIN is
-# local: the build never downloads another toolchain).
-MIN_GO = (1, 26)
 
 # k8s.io/kubernetes' go.mod replaces these with ./staging/src/...; each is published on its own.
 STAGING_MODULES = [
@@ -77,26 +72,6 @@ STAGING_MODULES = [
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 BINARIES = (*KUBE_COMMANDS, "etcd", "kwok", "helm-controller")
-MARKER = ".piclusterops-complete"
-
-
-class KubeDistError(RuntimeError):
-    """The control plane could not be built; the message says what to do."""
-
-
-def _min_go() -> str:
-    return ".".join(map(str, MIN_GO))
-
-
-def go_version() -> tuple[int, ...] | None:
-    """The (major, minor) of the `go` on PATH, or None without one."""
-    if shutil.which("go") is None:
-        return None
-    said = subprocess.run(
-        ["go", "env", "GOVERSION"], capture_output=True, text=True, check=False
-    ).stdout
-    match = re.match(r"go(\d+)\.(\d+)", said.strip())
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def bin_dir() -> Path:
@@ -111,8 +86,7 @@ def _marker_text() -> str:
 
 
 def is_complete(directory: Path) -> bool:
-    marker = directory / MARKER
-    return marker.is_file() and marker.read_text() == _marker_text()
+    return go_build.is_complete(directory, _marker_text())
 
 
 def _staging_version() -> str:
@@ -181,30 +155,6 @@ def _version_ldflags() -> str:
     return " ".join(flags)
 
 
-def _go_env(scratch: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GOCACHE=str(scratch / "go-build"),
-        GOMODCACHE=str(scratch / "go-mod"),
-        GOPATH=str(scratch / "gopath"),
-        GOFLAGS="-mod=mod",
-        CGO_ENABLED="0",
-        GOTOOLCHAIN="local",
-    )
-    return env
-
-
-def _run(argv: list[str], *, cwd: Path, env: dict[str, str], log) -> None:
-    log.write(f"$ {' '.join(argv)}\n")
-    log.flush()
-    result = subprocess.run(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        raise KubeDistError(
-            f"`{' '.join(argv)}` failed (exit {result.returncode}); see {log.name}. The Go module "
-            f"proxy must be reachable and `go` ({_min_go()} or newer) on PATH."
-        )
-
-
 def version_queries() -> dict[str, tuple[list[str], str]]:
     """Per binary: its version query and a regex for the line it must answer (as each really
     prints it)."""
@@ -230,26 +180,27 @@ def _check_versions(directory: Path) -> None:
         )
         said = result.stdout + result.stderr
         if not re.search(f"^{pattern}", said, re.MULTILINE):
-            raise KubeDistError(f"{name} answered {said.strip()!r}, expected /{pattern}/")
+            raise go_build.GoBuildError(f"{name} answered {said.strip()!r}, expected /{pattern}/")
 
 
 def _build(target: Path, scratch: Path, log) -> None:
-    env = _go_env(scratch)
+    env = go_build.go_env(scratch)
     wrapper = scratch / "wrapper"
+    shutil.rmtree(wrapper, ignore_errors=True)  # a kept scratch folder holds the last one
     (wrapper / "etcd").mkdir(parents=True)
     (wrapper / "go.mod").write_text(_wrapper_go_mod())
     (wrapper / "etcd" / "main.go").write_text(_ETCD_MAIN)
     (wrapper / "tools.go").write_text(_TOOLS)
-    _run(["go", "mod", "tidy"], cwd=wrapper, env=env, log=log)
+    go_build.run_logged(["go", "mod", "tidy"], cwd=wrapper, env=env, log=log)
     ldflags = _version_ldflags()
     packages = [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS]
-    _run(
+    go_build.run_logged(
         ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(target), *packages],
         cwd=wrapper,
         env=env,
         log=log,
     )
-    _run(
+    go_build.run_logged(
         ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(target / "etcd"), "./etcd"],
         cwd=wrapper,
         env=env,
@@ -266,7 +217,7 @@ def _build(target: Path, scratch: Path, log) -> None:
             + HELM_CONTROLLER_VERSION,
         ),
     ):
-        _run(
+        go_build.run_logged(
             ["go", "install", "-trimpath", "-ldflags", ldflags, module],
             cwd=scratch,
             env=install_env,
@@ -276,58 +227,25 @@ def _build(target: Path, scratch: Path, log) -> None:
 
 def ensure() -> Path:
     """Build the control plane's binaries unless the cache already holds this exact set."""
-    directory = bin_dir()
-    if is_complete(directory):
-        return directory
-    found = go_version()
-    if found is None or found < MIN_GO:
-        have = "no `go` on PATH" if found is None else f"found go {'.'.join(map(str, found))}"
-        raise KubeDistError(
-            f"the Go toolchain ({_min_go()} or newer; {have}) is needed once to build the test "
-            "control plane from the Go module proxy: install it (https://go.dev/dl/) and run "
-            "`scripts/bootstrap.sh test` again"
-        )
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = directory.parent / ".lock"
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second pytest or bootstrap waits, then reuses
-        if is_complete(directory):
-            return directory
-        keep = os.environ.get("PICLUSTER_KEEP_GO_CACHE") == "1"
-        # Kept caches live at one fixed place, so the next build starts warm from them.
-        scratch = directory.parent / "go-cache"
-        if keep:
-            scratch.mkdir(exist_ok=True)
-            shutil.rmtree(scratch / "wrapper", ignore_errors=True)
-        else:
-            scratch = Path(tempfile.mkdtemp(prefix="go-", dir=directory.parent))
-        staging = directory.parent / "bin.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        log_path = directory.parent / "build.log"
-        started = time.monotonic()
-        try:
-            with log_path.open("w") as log:
-                _build(staging, scratch, log)
-            _check_versions(staging)
-            (staging / MARKER).write_text(_marker_text())
-            shutil.rmtree(directory, ignore_errors=True)
-            staging.rename(directory)
-        finally:
-            if not keep:
-                with contextlib.suppress(OSError):
-                    subprocess.run(["chmod", "-R", "u+w", str(scratch)], check=False)
-                shutil.rmtree(scratch, ignore_errors=True)
-        print(
-            f"[kube_dist] built the control plane in {time.monotonic() - started:.0f} s",
-            file=sys.stderr,
-        )
-    return directory
+
+    def build(staging: Path, scratch: Path, log: TextIO) -> None:
+        _build(staging, scratch, log)
+        _check_versions(staging)
+
+    # Kept caches live at one fixed place, so the next build starts warm from them.
+    keep = os.environ.get("PICLUSTER_KEEP_GO_CACHE") == "1"
+    return go_build.build_once(
+        bin_dir(),
+        _marker_text(),
+        build,
+        what="the test control plane",
+        keep_scratch=bin_dir().parent / "go-cache" if keep else None,
+    )
 
 
 if __name__ == "__main__":
     try:
         print(ensure())
-    except KubeDistError as error:
+    except go_build.GoBuildError as error:
         print(f"kube_dist: {error}", file=sys.stderr)
         sys.exit(1)

@@ -13,18 +13,14 @@ caches (removed after), a ~100 MB binary kept. The CRDs are read out of the oper
 binary answered its version query says the directory is complete.
 """
 
-import contextlib
-import fcntl
 import json
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from platform_assets.releases import monitoring
-from tests.harness.kube_dist import MIN_GO, KubeDistError, go_version
+from tests.harness import go_build
 from tests.harness.trino_dist import cache_root
 
 PROMETHEUS_VERSION = monitoring.PROMETHEUS_IMAGE.tag  # v3.13.2
@@ -33,7 +29,6 @@ _MAJOR, _MINOR, _PATCH = (int(p) for p in PROMETHEUS_VERSION[1:].split("."))
 PROMETHEUS_MODULE_VERSION = f"v0.{_MAJOR}{_MINOR:02d}.{_PATCH}"
 OPERATOR_VERSION = monitoring.OPERATOR_VERSION
 CRDS = ("prometheusrules", "servicemonitors")
-MARKER = ".piclusterops-complete"
 
 
 def directory() -> Path:
@@ -45,8 +40,7 @@ def _marker_text() -> str:
 
 
 def is_complete(where: Path) -> bool:
-    marker = where / MARKER
-    return marker.is_file() and marker.read_text() == _marker_text()
+    return go_build.is_complete(where, _marker_text())
 
 
 def promtool() -> Path:
@@ -55,34 +49,6 @@ def promtool() -> Path:
 
 def crd(name: str) -> Path:
     return directory() / "crds" / f"monitoring.coreos.com_{name}.yaml"
-
-
-def _go_env(scratch: Path) -> dict:
-    import os
-
-    env = dict(os.environ)
-    env.update(
-        GOCACHE=str(scratch / "go-build"),
-        GOMODCACHE=str(scratch / "go-mod"),
-        GOPATH=str(scratch / "gopath"),
-        GOFLAGS="-mod=mod",
-        CGO_ENABLED="0",
-        GOTOOLCHAIN="local",
-    )
-    return env
-
-
-def _run(argv: list[str], env: dict, cwd: Path, log) -> str:
-    log.write(f"$ {' '.join(argv)}\n")
-    log.flush()
-    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    log.write(result.stdout + result.stderr)
-    if result.returncode != 0:
-        raise KubeDistError(
-            f"`{' '.join(argv)}` failed (exit {result.returncode}); see {log.name}. The Go "
-            "module proxy must be reachable and `go` on PATH."
-        )
-    return result.stdout
 
 
 def _directives(go_mod: str) -> list[str]:
@@ -125,11 +91,15 @@ import _ "github.com/prometheus/prometheus/cmd/promtool"
 
 
 def _download(module: str, env: dict, scratch: Path, log) -> dict:
-    return json.loads(_run(["go", "mod", "download", "-json", module], env, scratch, log))
+    return json.loads(
+        go_build.run_logged(
+            ["go", "mod", "download", "-json", module], cwd=scratch, env=env, log=log
+        )
+    )
 
 
 def _build(target: Path, scratch: Path, log) -> None:
-    env = _go_env(scratch)
+    env = go_build.go_env(scratch)
     (target / "bin").mkdir(parents=True)
     (target / "crds").mkdir()
     prometheus = _download(
@@ -140,8 +110,8 @@ def _build(target: Path, scratch: Path, log) -> None:
     wrapper.mkdir()
     (wrapper / "go.mod").write_text(_wrapper_go_mod(Path(prometheus["GoMod"]).read_text()))
     (wrapper / "tools.go").write_text(_TOOLS)
-    _run(["go", "mod", "tidy"], env, wrapper, log)
-    _run(
+    go_build.run_logged(["go", "mod", "tidy"], cwd=wrapper, env=env, log=log)
+    go_build.run_logged(
         [
             "go",
             "build",
@@ -152,9 +122,9 @@ def _build(target: Path, scratch: Path, log) -> None:
             str(target / "bin" / "promtool"),
             "github.com/prometheus/prometheus/cmd/promtool",
         ],
-        env,
-        wrapper,
-        log,
+        cwd=wrapper,
+        env=env,
+        log=log,
     )
     operator = _download(
         f"github.com/prometheus-operator/prometheus-operator@{OPERATOR_VERSION}", env, scratch, log
@@ -167,51 +137,19 @@ def _build(target: Path, scratch: Path, log) -> None:
         [str(target / "bin" / "promtool"), "--version"], capture_output=True, text=True, timeout=30
     )
     if f"version {PROMETHEUS_VERSION[1:]}" not in answer.stdout + answer.stderr:
-        raise KubeDistError(
+        raise go_build.GoBuildError(
             f"promtool answered {answer.stdout.strip()!r}, expected {PROMETHEUS_VERSION}"
         )
 
 
 def ensure() -> Path:
     """Build promtool and fetch the CRDs unless the cache already holds this exact set."""
-    where = directory()
-    if is_complete(where):
-        return where
-    found = go_version()
-    if found is None or found < MIN_GO:
-        raise KubeDistError(
-            "the Go toolchain is needed once to build promtool from the Go module proxy: "
-            "install it (https://go.dev/dl/) and run `scripts/bootstrap.sh test` again"
-        )
-    where.parent.mkdir(parents=True, exist_ok=True)
-    with (where.parent / f".prometheus-{PROMETHEUS_VERSION}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second pytest or bootstrap waits, then reuses
-        if is_complete(where):
-            return where
-        scratch = Path(tempfile.mkdtemp(prefix="go-prometheus-", dir=where.parent))
-        staging = where.parent / f"prometheus-{PROMETHEUS_VERSION}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        started = time.monotonic()
-        try:
-            with (where.parent / f"prometheus-{PROMETHEUS_VERSION}.build.log").open("w") as log:
-                _build(staging, scratch, log)
-            (staging / MARKER).write_text(_marker_text())
-            shutil.rmtree(where, ignore_errors=True)
-            staging.rename(where)
-        finally:
-            with contextlib.suppress(OSError):
-                subprocess.run(["chmod", "-R", "u+w", str(scratch)], check=False)
-            shutil.rmtree(scratch, ignore_errors=True)
-        print(
-            f"[prometheus_dist] built promtool in {time.monotonic() - started:.0f} s",
-            file=sys.stderr,
-        )
-    return where
+    return go_build.build_once(directory(), _marker_text(), _build, what="promtool")
 
 
 if __name__ == "__main__":
     try:
         print(ensure())
-    except KubeDistError as error:
+    except go_build.GoBuildError as error:
         print(f"prometheus_dist: {error}", file=sys.stderr)
         sys.exit(1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness import kube_dist
+from tests.harness import go_build, kube_dist
 from tests.harness.kube import binaries
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,9 +24,7 @@ def test_a_binary_answering_another_version_is_refused(tmp_path):
         script = tmp_path / name
         script.write_text("#!/bin/sh\necho 'Kubernetes v1.33.9'\n")
         script.chmod(0o755)
-    with pytest.raises(
-        kube_dist.KubeDistError, match="kube-apiserver answered 'Kubernetes v1.33.9'"
-    ):
+    with pytest.raises(go_build.GoBuildError, match="kube-apiserver answered 'Kubernetes v1.33.9'"):
         kube_dist._check_versions(tmp_path)
 
 
@@ -35,14 +33,14 @@ def test_a_cache_without_its_marker_is_not_trusted(tmp_path, monkeypatch):
     directory = kube_dist.bin_dir()
     directory.mkdir(parents=True)  # an interrupted build: files but no marker
     assert not kube_dist.is_complete(directory)
-    (directory / kube_dist.MARKER).write_text(kube_dist._marker_text())
+    (directory / go_build.MARKER).write_text(kube_dist._marker_text())
     assert kube_dist.is_complete(directory)
 
 
 def test_without_go_the_build_says_which_version_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PICLUSTER_CACHE", str(tmp_path))
     monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(kube_dist.KubeDistError, match=r"Go toolchain \(1\.26 or newer; no `go`"):
+    with pytest.raises(go_build.GoBuildError, match=r"Go toolchain \(1\.26 or newer; no `go`"):
         kube_dist.ensure()
 
 

@@ -4,11 +4,12 @@ writes) and `etcdutl`, built once from the Go module proxy beside the control pl
 
 import base64
 import json
-import os
 import subprocess
 import urllib.request
 from pathlib import Path
+from typing import TextIO
 
+from tests.harness import go_build
 from tests.harness.kube_dist import ETCD_VERSION
 from tests.harness.trino_dist import cache_root
 
@@ -39,40 +40,43 @@ func main() {
 """
 
 
+def _directory() -> Path:
+    return cache_root() / f"etcdutl-{ETCD_VERSION}"
+
+
+def _marker_text() -> str:
+    return f"etcdutl={ETCD_VERSION}\n"
+
+
 def etcdutl() -> Path | None:
     """The cached etcdutl of the control plane's etcd version, or None when it was never built
-    (`python -m tests.recovery.etcd` builds it: about a minute with the control plane's Go
-    module cache warm)."""
-    path = cache_root() / f"etcdutl-{ETCD_VERSION}" / "bin" / "etcdutl"
-    return path if os.access(path, os.X_OK) else None
+    (`python -m tests.recovery.etcd` builds it: a few minutes, the Go module downloads included)."""
+    complete = go_build.is_complete(_directory(), _marker_text())
+    return _directory() / "bin" / "etcdutl" if complete else None
+
+
+def _build(target: Path, scratch: Path, log: TextIO) -> None:
+    env = go_build.go_env(scratch)
+    wrapper = scratch / "wrapper"
+    wrapper.mkdir()
+    (wrapper / "go.mod").write_text(ETCDUTL_WRAPPER.format(version=ETCD_VERSION))
+    (wrapper / "main.go").write_text(ETCDUTL_MAIN)
+    go_build.run_logged(["go", "mod", "tidy"], cwd=wrapper, env=env, log=log)
+    out = target / "bin" / "etcdutl"
+    go_build.run_logged(
+        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "."],
+        cwd=wrapper,
+        env=env,
+        log=log,
+    )
+    answer = subprocess.run([str(out), "version"], capture_output=True, text=True, timeout=30)
+    if f"etcdutl version: {ETCD_VERSION[1:]}" not in answer.stdout:
+        raise go_build.GoBuildError(f"etcdutl answered {answer.stdout.strip()!r}")
 
 
 def build_etcdutl() -> Path:
-    import tempfile
-
-    go_cache = cache_root() / "kube-v1.34.4" / "go-cache"
-    target = cache_root() / f"etcdutl-{ETCD_VERSION}" / "bin"
-    env = dict(
-        os.environ,
-        GOCACHE=str(go_cache / "go-build"),
-        GOMODCACHE=str(go_cache / "go-mod"),
-        GOFLAGS="-mod=mod",
-        CGO_ENABLED="0",
-        GOTOOLCHAIN="local",
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "go.mod").write_text(ETCDUTL_WRAPPER.format(version=ETCD_VERSION))
-        (Path(tmp) / "main.go").write_text(ETCDUTL_MAIN)
-        subprocess.run(["go", "mod", "tidy"], cwd=tmp, env=env, check=True)
-        target.mkdir(parents=True, exist_ok=True)
-        out = target / "etcdutl"
-        subprocess.run(
-            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "."],
-            cwd=tmp,
-            env=env,
-            check=True,
-        )
-    return out
+    go_build.build_once(_directory(), _marker_text(), _build, what="etcdutl")
+    return _directory() / "bin" / "etcdutl"
 
 
 def etcdutl_status(path: Path) -> dict:
