@@ -21,8 +21,10 @@ restored state.
 """
 
 import base64
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -48,7 +50,7 @@ from platform_assets.backups.layout import (
 )
 from platform_assets.backups.postgres import PlatformPostgres
 from platform_assets.backups.resources import BackupKeyResource
-from platform_assets.backups.sealing import unseal
+from platform_assets.backups.sealing import BackupKey, unseal
 from platform_assets.backups.streams import open_stream
 from platform_assets.core.engine import ssh_targets
 from platform_assets.recovery.object_store import restore_mirrored
@@ -70,6 +72,24 @@ class DisasterRecoveryConfig(dg.Config):
     """Must be the night: the go-ahead to re-install the nodes and replace the cluster state,
     the buckets' objects and every database with that night's."""
     reboot_timeout_s: float = 300.0
+
+
+@contextlib.contextmanager
+def _mirrored_snapshot(
+    backup_mirror: ObjectStore, key: BackupKey, night: str
+) -> Iterator[tuple[LocalObjectStore, dict]]:
+    """The night's etcd snapshot fetched from the mirror into a scratch store (the cluster's own
+    object store is gone) and checked like the nightly integrity check; yields the store and
+    the snapshot's manifest, removed again on leaving."""
+    with scratch_file("mirror") as tmp:
+        scratch = LocalObjectStore(root=str(tmp))
+        restore_mirrored(backup_mirror, key, night, scratch, [etcd_day_prefix(night)])
+        problems, manifest = check_snapshot(scratch, key, night)
+        if problems:
+            raise dg.Failure(
+                f"the etcd snapshot of {night} on the mirror is unusable:\n" + "\n".join(problems)
+            )
+        yield scratch, manifest
 
 
 def _night(config: DisasterRecoveryConfig) -> str:
@@ -102,14 +122,8 @@ def recover_nodes_and_k3s(
     night = _night(config)
     inv = inventory_file.load()
     key = backup_key.backup_key()
-    with scratch_file("mirror") as tmp:
-        scratch = LocalObjectStore(root=str(tmp))
-        restore_mirrored(backup_mirror, key, night, scratch, [etcd_day_prefix(night)])
-        problems, manifest = check_snapshot(scratch, key, night)
-    if problems:
-        raise dg.Failure(
-            f"the etcd snapshot of {night} on the mirror is unusable:\n" + "\n".join(problems)
-        )
+    with _mirrored_snapshot(backup_mirror, key, night) as (_, manifest):
+        pass  # checked only: its token is compared before any node is contacted
     token = k3s_token.token
     if not token or fingerprint(key, token) != manifest["token_fingerprint"]:
         raise dg.Failure(
@@ -159,12 +173,7 @@ def recover_cluster_state(
         node = server_node(inv, inventory_file.allow_remote_nodes)
     except SnapshotFailed as exc:
         raise dg.Failure(str(exc)) from None
-    with scratch_file("mirror") as tmp:
-        scratch = LocalObjectStore(root=str(tmp))
-        restore_mirrored(backup_mirror, key, night, scratch, [etcd_day_prefix(night)])
-        problems, manifest = check_snapshot(scratch, key, night)
-        if problems:
-            raise dg.Failure("\n".join(problems))
+    with _mirrored_snapshot(backup_mirror, key, night) as (scratch, manifest):
         token = load_token(scratch, key, manifest)
         with open_stream(scratch, manifest["object"]) as pieces:
             snapshot = b"".join(unseal(pieces, key, manifest["object"]))
