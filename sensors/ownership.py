@@ -7,6 +7,8 @@ hand in a UI overrides the default (Dagster keeps it in the instance): the hand-
 (docs/dagster-on-cluster.md) says when to reset it.
 """
 
+import warnings
+
 import dagster as dg
 
 from resources.settings import automation_owner, owns_automation, this_deployment
@@ -36,4 +38,9 @@ def owner_metadata() -> dict[str, str]:
 
 def with_owner(definitions: list) -> list:
     """Sensors and schedules with who owns them in their metadata (shown in the UI)."""
-    return [d.with_attributes(metadata={**d.metadata, **owner_metadata()}) for d in definitions]
+    with warnings.catch_warnings():
+        # Dagster's own `with_attributes` passes the sensor's (unset) `owners` on to a new
+        # SensorDefinition, which warns that the parameter is beta in every CLI call: noise
+        # about a parameter this project never sets.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return [d.with_attributes(metadata={**d.metadata, **owner_metadata()}) for d in definitions]

@@ -54,6 +54,8 @@ def test_loading_the_code_location_imports_no_heavy_client(tmp_path):
         check=True,
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    # Every `dg launch` loads the code location: a warning it prints, every user reads.
+    assert "Warning" not in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("profile", ["local", "cluster"])
