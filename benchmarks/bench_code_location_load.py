@@ -25,10 +25,11 @@ PROJECT = ("definitions.py", "platform_assets", "data_assets", "resources", "sen
 
 
 BYTECODE_NOTE = (
-    "Measured with the environment's bytecode compiled (`compileall` of the virtual environment "
-    "and the project first), as Python leaves it after any first import; with "
-    "`PYTHONDONTWRITEBYTECODE=1` set and no `__pycache__`, every process compiles every module "
-    "from source again (several seconds of CPU for Dagster alone)."
+    "Measured with the environment's bytecode compiled, as `make dev`/`make test` leave it "
+    "(`uv sync --compile-bytecode`; the benchmark also compiles the project's own modules): "
+    "without it, where `PYTHONDONTWRITEBYTECODE=1` is set (as on this machine) or the "
+    "environment is read-only, every process compiles every module from source again (several "
+    "seconds of CPU for Dagster alone)."
 )
 
 

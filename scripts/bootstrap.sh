@@ -78,7 +78,11 @@ need_promtool() {
 need_python
 need_uv
 say "syncing the Python environment from uv.lock"
-uv sync --locked --quiet  # --locked: fail if uv.lock is out of date with pyproject.toml
+# --locked: fail if uv.lock is out of date with pyproject.toml. --compile-bytecode: where
+# PYTHONDONTWRITEBYTECODE is set Python never writes __pycache__, and every `dg` call compiled all
+# of Dagster from source again (a trivial `dg launch` on this machine: 28 s -> 14 s, 11.5 -> 5.4 s
+# of CPU). Once here, not in pyproject.toml: there every `uv run` would re-check 7,800 files.
+uv sync --locked --quiet --compile-bytecode
 if [ "$what" = fake ]; then
   need_debs "${FAKE_DEBS[@]}"
   need_control_plane
