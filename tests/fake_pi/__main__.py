@@ -8,12 +8,20 @@ which are up.
 
 import argparse
 import contextlib
+import fcntl
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
-from tests.fake_pi.cluster import DEFAULT_PORT, REPO_ROOT, FakeCluster, FakeClusterError
+from tests.fake_pi.cluster import (
+    DEFAULT_PORT,
+    MACHINE_LOCK,
+    REPO_ROOT,
+    FakeCluster,
+    FakeClusterError,
+)
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".picluster" / "fake-cluster"
 
@@ -46,6 +54,41 @@ def stop_control_plane(state_dir: Path) -> None:
     path.unlink()
 
 
+def lock_holder_pid(state_dir: Path) -> Path:
+    return state_dir / "machine-lock.pid"
+
+
+def hold_machine_lock(state_dir: Path) -> bool:
+    """Takes the machine's fake-cluster lock for as long as this cluster runs, so a test session
+    waits for `down` instead of colliding with it on 127.0.0.11:6443; False if another session's
+    fake cluster holds it. `up` exits while the cluster runs on, so the lock is handed to a
+    `sleep` that inherits it (a flock belongs to the open file, not to the process) until `down`."""
+    with MACHINE_LOCK.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        holder = subprocess.Popen(
+            ["sleep", "infinity"],
+            pass_fds=(handle.fileno(),),
+            start_new_session=True,
+            # Not this command's output: whoever reads it would wait for the `sleep` to end.
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    lock_holder_pid(state_dir).write_text(f"{holder.pid}\n")
+    return True
+
+
+def release_machine_lock(state_dir: Path) -> None:
+    path = lock_holder_pid(state_dir)
+    if path.is_file():
+        with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+            os.kill(int(path.read_text()), signal.SIGTERM)
+        path.unlink()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.fake_pi", description=__doc__)
     parser.add_argument("action", choices=("up", "down", "status"))
@@ -56,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "down":
         cluster.down()
         stop_control_plane(args.state_dir)
+        release_machine_lock(args.state_dir)
         print("fake cluster stopped")
         return 0
     if args.action == "status":
@@ -69,6 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     from tests.harness.kube import KubeBinariesMissing
     from tests.harness.procs import ServiceNotReady
 
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    release_machine_lock(args.state_dir)  # an `up` again replaces this cluster's own
+    if not hold_machine_lock(args.state_dir):
+        print(
+            f"fake cluster: another session's fake cluster is running on this machine (it holds "
+            f"{MACHINE_LOCK}; a test run or a `make fake-cluster` of another checkout): only one "
+            "can serve 127.0.0.11:6443. Wait for it, or stop it with its `make fake-cluster-down`",
+            file=sys.stderr,
+        )
+        return 1
     try:
         cluster.control_plane = start_control_plane(args.state_dir)
         cluster.up()
@@ -76,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fake cluster: {exc}", file=sys.stderr)
         cluster.down()
         stop_control_plane(args.state_dir)
+        release_machine_lock(args.state_dir)
         return 1
     for name, line in cluster.status().items():
         print(f"{name:12} {line}")

@@ -37,7 +37,11 @@ NO_SUDO_USER = "pinosudo"
 
 # The fake server forwards the fixed port 6443 of 127.0.0.11 (as K3s serves it), so only one
 # fake cluster with a control plane behind it can run on a machine at a time.
-MACHINE_LOCK = Path("/tmp/piclusterops-fake-cluster.lock")
+# (PICLUSTER_FAKE_CLUSTER_LOCK moves it: the CLI's own test runs a second cluster that never
+# serves 6443 beside the session's.)
+MACHINE_LOCK = Path(
+    os.environ.get("PICLUSTER_FAKE_CLUSTER_LOCK", "/tmp/piclusterops-fake-cluster.lock")
+)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,8 @@
 """The FAKE Pi cluster itself: a fresh node looks like a Pi 5 on bookworm, its stand-ins change
 its own state and nothing of the real machine, and the `python -m tests.fake_pi` CLI works."""
 
+import fcntl
+import os
 import socket
 import subprocess
 import sys
@@ -110,15 +112,29 @@ def test_cli_up_status_down(tmp_path):
     port = free_common_port(["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"])
     cli = [sys.executable, "-m", "tests.fake_pi"]
     args = ["--state-dir", str(state_dir), "--port", str(port)]
-    try:
-        up = subprocess.run(
-            [*cli, "up", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    # Its own machine lock: the session's fake cluster holds the real one.
+    lock = tmp_path / "machine.lock"
+    env = {**os.environ, "PICLUSTER_FAKE_CLUSTER_LOCK": str(lock)}
+
+    def run(*argv: str, timeout: int = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*cli, *argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
         )
+
+    try:
+        up = run("up", *args, timeout=120)
         assert up.returncode == 0, up.stderr
         assert f"PICLUSTER_INVENTORY={state_dir / 'inventory.fake.yaml'}" in up.stdout
-        status = subprocess.run(
-            [*cli, "status", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+        # The cluster holds the machine's lock after `up` exits: a second one is refused,
+        # naming the lock, and a test session would wait for `down`.
+        second = run("up", "--state-dir", str(tmp_path / "second"), "--port", str(port))
+        assert second.returncode == 1
+        assert f"another session's fake cluster is running on this machine (it holds {lock}" in (
+            second.stderr
         )
+        with lock.open("a") as handle, pytest.raises(BlockingIOError):
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        status = run("status", *args)
         assert status.returncode == 0 and status.stdout.count(" up ") == 4
         from platform_assets.inventory import load_inventory
 
@@ -126,11 +142,9 @@ def test_cli_up_status_down(tmp_path):
         assert [n.address for n in inv.nodes] == [f"127.0.0.{i}" for i in range(11, 15)]
         assert {n.ssh_port for n in inv.nodes} == {port}
     finally:
-        down = subprocess.run(
-            [*cli, "down", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
-        )
+        down = run("down", *args)
     assert down.returncode == 0
-    after = subprocess.run(
-        [*cli, "status", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
-    )
+    after = run("status", *args)
     assert after.returncode == 1 and after.stdout.count(" down ") == 4
+    with lock.open("a") as handle:  # `down` gave the lock back
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
