@@ -147,6 +147,9 @@ def chart_values(inv: Inventory) -> dict:
         "kubeScheduler": {"enabled": False},
         "kubeProxy": {"enabled": False},
         "coreDns": {"enabled": True},
+        # Without an interval here the chart scrapes the kubelet's cAdvisor every 10 s (its
+        # cAdvisorInterval): six times the samples the Prometheus sizes above assume.
+        "kubelet": {"serviceMonitor": {"interval": SCRAPE_INTERVAL}},
         # K3s's embedded etcd serves metrics on the servers' 2381 (etcd-expose-metrics).
         "kubeEtcd": {
             "enabled": True,

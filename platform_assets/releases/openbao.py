@@ -36,8 +36,10 @@ CHART_REPO = "https://openbao.github.io/openbao-helm"
 CHART_VERSION = "0.28.0"  # appVersion v2.5.3 (the chart's Chart.yaml)
 REGISTRY = "quay.io"
 OPENBAO_IMAGE = Image("quay.io/openbao/openbao", "2.5.3")
-# The injector is HashiCorp's vault-k8s, which the OpenBao chart deploys (its default image).
-INJECTOR_IMAGE = Image("docker.io/hashicorp/vault-k8s", "1.4.2")
+# The injector is HashiCorp's vault-k8s, which the OpenBao chart deploys: the tag is the chart's
+# own default (its values table at chart 0.27.x, docs/releases.md), the version its templates
+# are written for.
+INJECTOR_IMAGE = Image("docker.io/hashicorp/vault-k8s", "1.7.2")
 ADDRESS = f"http://openbao.{NAMESPACE}.svc:8200"
 # Restricted zone's node: beside PostgreSQL (the capacity plan, docs/releases.md).
 NODE = {"picluster.io/postgres": "true"}
@@ -77,10 +79,11 @@ def _hcl_value(value) -> str:
 
 
 def _request(name: str, path: str, data: dict) -> str:
+    # `data = { ... }`, the form of OpenBao's self-initialization docs (configuration/self-init).
     body = "\n".join(f"      {k} = {_hcl_value(v)}" for k, v in data.items())
     return (
         f'  request "{name}" {{\n    operation = "update"\n    path = "{path}"\n'
-        f"    data {{\n{body}\n    }}\n  }}"
+        f"    data = {{\n{body}\n    }}\n  }}"
     )
 
 
@@ -216,6 +219,9 @@ def chart_values(issuer_url: str, client_id: str) -> dict:
                 "enabled": True,
                 "replicas": 1,
                 "raft": {"enabled": True, "config": server_config(issuer_url, client_id)},
+                # With one replica the chart's budget allows 0 unavailable: every drain of
+                # the node would wait on it forever (the rolling patch never forces).
+                "disruptionBudget": {"enabled": False},
             },
         },
         "ui": {"enabled": False},

@@ -3,7 +3,7 @@ values, and our `monitoring-config` chart (Pushgateway, rules, dashboards). Pure
 control plane's part is in test_observability_control_plane.py.
 
 kube-prometheus-stack's own templates are not rendered here (charts cannot be fetched): the
-values' keys are the chart's documented ones, checked against nothing but this test.
+values' keys are held against the chart's own values in test_chart_values.py.
 """
 
 import json
