@@ -127,7 +127,12 @@ FLOWS = (
     _f("secrets/openbao", INTERNET, [443], "the OIDC provider, for people logging in"),
     _f("secrets/openbao", LAN, [443], "the OIDC provider, when it is on the LAN"),
     _f("monitoring", KUBE_API, [6443], "service discovery, kube-state-metrics"),
-    _f("monitoring/prometheus", LAN, [9100, 10250], "node_exporter, kubelets (host network)"),
+    _f(
+        "monitoring/prometheus",
+        LAN,
+        [2381, 9100, 10250],
+        "the servers' etcd metrics, node_exporter, kubelets (host network)",
+    ),
     _f("logging", KUBE_API, [6443], "the log agent's pod metadata"),
     # Dagster manages the nodes and mirrors backups off the cluster.
     _f("dagster", LAN, [22, 443], "SSH to the nodes; the backup mirror (a NAS on 443)"),
