@@ -34,7 +34,7 @@ KUBE_API_PREFIX = "oidc:"
 
 @dataclass(frozen=True)
 class AccessSettings:
-    issuer_url: str  # OIDC issuer (discovery at <issuer>/.well-known/openid-configuration)
+    issuer_url: str  # OIDC issuer, exactly as the provider writes it (its `iss`)
     client_id: str
     domain: str  # the gateways are <gateway>.<domain> on the LAN's DNS
     # False when PICLUSTER_OIDC_ISSUER_URL is unset and the example issuer stands in: the
