@@ -29,11 +29,12 @@ from platform_assets.core.render import converged_check, node_errors, step_metad
 from platform_assets.inventory import Inventory
 from platform_assets.k3s.apply import run_k3s
 from platform_assets.k3s.facts import K3S_KUBECONFIG
-from platform_assets.k3s.plan import server_url
+from platform_assets.k3s.plan import api_oidc, server_url
 from platform_assets.kubeconfig.fetch import rewrite_kubeconfig, write_private
 from platform_assets.node_prep.apply import run_node_prep
 from platform_assets.node_reboot.apply import run_reboot
 from platform_assets.preflight.verdicts import run_preflight
+from platform_assets.releases.access_settings import load_access_settings
 from platform_assets.resources import InventoryFile, K3sToken
 from platform_assets.run_placement import infrastructure_job_tags
 from resources.kubernetes import ClusterUnreachable, KubeconfigMissing, KubernetesResource
@@ -256,15 +257,26 @@ def wait_until_ready(kubernetes: KubernetesResource, node: str, timeout_s: float
 
 def _k3s_step(run: StepRun, role: str, key: str) -> StepReport:
     apply = run.config.apply
+    access = load_access_settings()
     outcomes = run_k3s(
         run.sessions,
         run.inv,
         run.nodes(role=role),
         token=run.token,
+        access=access,
         apply=apply,
         allow_remote=run.allow_remote,
     )
     extra = {"k3s_version": run.inv.k3s.version, "server": server_url(run.inv)}
+    if role == "server":
+        provider = api_oidc(access)
+        extra["api_oidc"] = (
+            f"people log in with {provider.issuer_url} (client {provider.client_id}); their "
+            "groups reach RBAC as oidc:<group>"
+            if provider
+            else "off: PICLUSTER_OIDC_ISSUER_URL is not set, so the API takes only "
+            "certificates (the admin kubeconfig)"
+        )
     if not run.token:
         extra["token"] = f"not set ({run.inv.k3s.token_env}); plans only"
     return StepReport(

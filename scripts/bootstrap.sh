@@ -75,6 +75,13 @@ need_promtool() {
   uv run --frozen python -m tests.harness.prometheus_dist >/dev/null
 }
 
+# amtool (Alertmanager v0.32.1, the monitoring release's) for the alert-routing tests, built once
+# from the Go module proxy into ~/.cache/piclusterops (about 4 minutes cold on 2 cores).
+need_amtool() {
+  say "ensuring amtool is built (once, from the Go module proxy)"
+  uv run --frozen python -m tests.harness.alertmanager_dist >/dev/null
+}
+
 need_python
 need_uv
 say "syncing the Python environment from uv.lock"
@@ -94,4 +101,5 @@ if [ "$what" = test ]; then
   uv run --frozen python -m tests.harness.trino_dist
   need_control_plane
   need_promtool
+  need_amtool
 fi

@@ -9,6 +9,7 @@ from platform_assets.core.facts import Fact, NodeFacts
 from platform_assets.inventory import Inventory
 from platform_assets.k3s.facts import k3s_facts
 from platform_assets.k3s.plan import k3s_service, plan_k3s
+from platform_assets.releases.access_settings import AccessSettings
 
 
 def k3s_gate(name: str, facts: NodeFacts) -> str | None:
@@ -27,9 +28,12 @@ def run_k3s(
     names: Sequence[str],
     *,
     token: str | None,
+    access: AccessSettings,
     apply: bool,
     allow_remote: bool,
 ) -> dict[str, Any]:
+    """`access` is required: every apply (the K3s steps and a patch's K3s upgrade) renders the
+    server's config with the same OIDC provider, or one of them would drop the API's logins."""
     if apply and not token:
         raise ValueError(
             f"the K3s join token is not set: export {inv.k3s.token_env} "
@@ -46,7 +50,7 @@ def run_k3s(
         inv,
         names,
         facts=facts_for,
-        plan=lambda name, f: plan_k3s(inv, name, f, token),
+        plan=lambda name, f: plan_k3s(inv, name, f, token, access),
         apply=apply,
         allow_remote=allow_remote,
         gate=k3s_gate,

@@ -16,6 +16,7 @@ from platform_assets.k3s.facts import (
     K3S_TOKEN_FILE,
 )
 from platform_assets.node_prep.facts import FIREWALL_UNIT
+from platform_assets.releases.access_settings import GROUPS_CLAIM, KUBE_API_PREFIX, AccessSettings
 
 # The arm64 binary is about 70 MB: ten minutes is 1 Mbit/s. --retry 3 may run it four times.
 K3S_DOWNLOAD_MAX_S = 600
@@ -30,8 +31,32 @@ def cluster_dns(inv: Inventory) -> str:
     return str(ipaddress.IPv4Network(inv.network.service_cidr).network_address + 10)
 
 
-def desired_k3s_config(inv: Inventory, node: Node) -> str:
-    """/etc/rancher/k3s/config.yaml. The token is in its own 0600 file, never in this one."""
+def api_oidc(access: AccessSettings | None) -> AccessSettings | None:
+    """The provider the API server trusts for people's logins, or None: with no provider chosen
+    (PICLUSTER_OIDC_ISSUER_URL unset, as in the local profile and CI) the API is not pointed at
+    the example issuer the releases plan with, and only certificates (the admin kubeconfig) log
+    in."""
+    return access if access is not None and access.provider_chosen else None
+
+
+def kube_apiserver_oidc_args(access: AccessSettings) -> list[str]:
+    """kube-apiserver's OIDC flags (without `--`), as K3s's `kube-apiserver-arg` takes them.
+    Users and groups get KUBE_API_PREFIX, so the roles' bindings name `oidc:<group>` and no
+    provider group can be one of the API's own `system:` groups. The provider's certificate is
+    checked against the server's system roots (no `oidc-ca-file`)."""
+    return [
+        f"oidc-issuer-url={access.issuer_url}",
+        f"oidc-client-id={access.client_id}",
+        f"oidc-username-claim={access.username_claim}",
+        f"oidc-username-prefix={KUBE_API_PREFIX}",
+        f"oidc-groups-claim={GROUPS_CLAIM}",
+        f"oidc-groups-prefix={KUBE_API_PREFIX}",
+    ]
+
+
+def desired_k3s_config(inv: Inventory, node: Node, access: AccessSettings | None = None) -> str:
+    """/etc/rancher/k3s/config.yaml. The token is in its own 0600 file, never in this one.
+    `access`: the OIDC provider; the server's API trusts it when one was chosen (api_oidc)."""
     config: dict[str, object] = {}
     if node.role == "server":
         config |= {
@@ -42,7 +67,14 @@ def desired_k3s_config(inv: Inventory, node: Node) -> str:
             "disable": list(inv.k3s.disable),
             "tls-san": [node.address, node.name],
             "write-kubeconfig-mode": "0600",
+            # etcd's metrics on the node address's 2381 (not only 127.0.0.1), where the
+            # monitoring release scrapes them for the slow-fsync alert (the inventory's
+            # checks require embedded etcd).
+            "etcd-expose-metrics": True,
         }
+        provider = api_oidc(access)
+        if provider is not None:
+            config["kube-apiserver-arg"] = kube_apiserver_oidc_args(provider)
     else:
         config["server"] = server_url(inv)
     config |= {
@@ -60,8 +92,15 @@ def k3s_service(node: Node) -> str:
     return "k3s.service" if node.role == "server" else "k3s-agent.service"
 
 
-def plan_k3s(inv: Inventory, node_name: str, facts: NodeFacts, token: str | None) -> list[Change]:
+def plan_k3s(
+    inv: Inventory,
+    node_name: str,
+    facts: NodeFacts,
+    token: str | None,
+    access: AccessSettings | None = None,
+) -> list[Change]:
     """Token file, config file, the pinned K3s release and a running service on one node.
+    `access`: as for desired_k3s_config.
 
     With `token=None` (plan mode without the secret) the token file is shown as "set" if it
     exists, and planned only if it is absent.
@@ -93,7 +132,7 @@ def plan_k3s(inv: Inventory, node_name: str, facts: NodeFacts, token: str | None
                 (write_file(K3S_TOKEN_FILE, (token or "") + "\n", "0600"),),
             )
         )
-    config = desired_k3s_config(inv, node)
+    config = desired_k3s_config(inv, node, access)
     changes += plan_file("K3s config", K3S_CONFIG, facts["k3s_config"], config, "0600")
     unit = plan_file(
         f"{service} unit",

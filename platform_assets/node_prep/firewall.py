@@ -12,7 +12,8 @@ def desired_firewall(inv: Inventory) -> str:
 
     It filters in prerouting, before kube-proxy's DNAT, so that NodePorts and MetalLB addresses
     are covered too: SSH, the web ports and the API only from the LAN (plus the pods and the
-    inventory's `trusted_cidrs`); NodePorts, etcd, the kubelet and flannel only from the nodes
+    inventory's `trusted_cidrs`); NodePorts, etcd (its metrics on 2381 included: K3s's
+    etcd-expose-metrics serves them unauthenticated), the kubelet and flannel only from the nodes
     and pods.
     """
     net = inv.network
@@ -44,9 +45,9 @@ table inet picluster {{
 \t\tiif "lo" accept
 \t\ttcp dport {{ 22, 80, 443, 6443 }} ip saddr != @lan drop
 \t\tmeta l4proto {{ tcp, udp }} th dport 30000-32767 ip saddr != @cluster drop
-\t\ttcp dport {{ 2379, 2380, 10250 }} ip saddr != @cluster drop
+\t\ttcp dport {{ 2379, 2380, 2381, 10250 }} ip saddr != @cluster drop
 \t\tudp dport 8472 ip saddr != @cluster drop
-\t\tmeta nfproto ipv6 tcp dport {{ 22, 80, 443, 6443, 2379, 2380, 10250 }} drop
+\t\tmeta nfproto ipv6 tcp dport {{ 22, 80, 443, 6443, 2379, 2380, 2381, 10250 }} drop
 \t}}
 }}
 """

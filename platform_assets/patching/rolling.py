@@ -20,6 +20,7 @@ from platform_assets.node_reboot.apply import RebootOutcome, reboot_and_wait
 from platform_assets.node_reboot.facts import BOOT_ID
 from platform_assets.patching.facts import KERNEL_FACTS, UPGRADABLE, pending_kernel
 from platform_assets.patching.plan import K3S, NodePatchPlan
+from platform_assets.releases.access_settings import load_access_settings
 from resources.kubernetes import (
     ClusterUnreachable,
     DrainBlocked,
@@ -192,8 +193,15 @@ def _upgrade_os(r: Rollout, plan: NodePatchPlan, h: NodeHistory) -> None:
 
 def _upgrade_k3s(r: Rollout, plan: NodePatchPlan, h: NodeHistory) -> None:
     with _Timer(h, "upgrade"):
+        # The same settings as the k3s_server step, so an upgrade keeps the API's OIDC flags.
         outcome = run_k3s(
-            r.sessions, r.inv, [plan.node], token=r.token, apply=True, allow_remote=r.allow_remote
+            r.sessions,
+            r.inv,
+            [plan.node],
+            token=r.token,
+            access=load_access_settings(),
+            apply=True,
+            allow_remote=r.allow_remote,
         )[plan.node]
     if isinstance(outcome, NodeError):
         raise outcome

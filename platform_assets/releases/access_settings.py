@@ -1,6 +1,7 @@
 """Where people sign in: the OIDC provider of the user's choice and the gateway's domain, from
 `PICLUSTER_OIDC_*` and `PICLUSTER_GATEWAY_DOMAIN`, read with the platform's own variable reader
-so a wrong value stops the load with a message naming the variable.
+so a wrong value stops the load with a message naming the variable. The gateways, OpenBao and
+the Kubernetes API (the K3s server's `kube-apiserver-arg`) all trust this one provider.
 
 Only names and addresses live here. The provider's client secret is never a setting of this
 process: a person stores it in OpenBao (the gateway's) and in the `openbao-oidc` Secret
@@ -21,13 +22,25 @@ DEFAULT_DOMAIN = "picluster.lan"
 _DOMAIN = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+_CLAIM = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,99}")
+DEFAULT_USERNAME_CLAIM = "email"
+# The claim the provider lists a person's groups in: the roles (roles.py), Grafana's role
+# mapping and OpenBao's logins all read this one.
+GROUPS_CLAIM = "groups"
+# What the Kubernetes API puts before a provider's user and group names. Without it a group
+# named `system:masters` at the provider would be the API's own superuser group.
+KUBE_API_PREFIX = "oidc:"
 
 
 @dataclass(frozen=True)
 class AccessSettings:
-    issuer_url: str  # OIDC issuer (discovery at <issuer>/.well-known/openid-configuration)
+    issuer_url: str  # OIDC issuer, exactly as the provider writes it (its `iss`)
     client_id: str
     domain: str  # the gateways are <gateway>.<domain> on the LAN's DNS
+    # False when PICLUSTER_OIDC_ISSUER_URL is unset and the example issuer stands in: the
+    # releases render with it for planning, but the K3s server is not pointed at it.
+    provider_chosen: bool = True
+    username_claim: str = DEFAULT_USERNAME_CLAIM  # the ID token claim the API's username is
 
     def host(self, gateway: str) -> str:
         return f"{gateway}.{self.domain}"
@@ -35,7 +48,9 @@ class AccessSettings:
 
 def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSettings:
     read = _Reader(os.environ if environ is None else environ)
-    issuer = read.text("OIDC_ISSUER_URL", DEFAULT_ISSUER).rstrip("/")
+    # Kept exactly as given: the gateway, OpenBao and the API server each require the ID
+    # token's `iss` to equal it, and some providers' issuers end in "/" (authentik's do).
+    issuer = read.text("OIDC_ISSUER_URL", DEFAULT_ISSUER)
     if not _URL.fullmatch(issuer):
         raise SettingsError(
             f"{PREFIX}OIDC_ISSUER_URL={issuer!r} is not valid; expected the provider's https "
@@ -53,4 +68,16 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
             f"{PREFIX}GATEWAY_DOMAIN={domain!r} is not valid; expected a DNS domain such as "
             "picluster.lan (the gateways become ops.<domain>, lab.<domain>, dash.<domain>)."
         )
-    return AccessSettings(issuer, client_id, domain)
+    username_claim = read.text("OIDC_USERNAME_CLAIM", DEFAULT_USERNAME_CLAIM)
+    if not _CLAIM.fullmatch(username_claim):
+        raise SettingsError(
+            f"{PREFIX}OIDC_USERNAME_CLAIM={username_claim!r} is not valid; expected the name of "
+            "an ID token claim (e.g. email, preferred_username, sub)."
+        )
+    return AccessSettings(
+        issuer,
+        client_id,
+        domain,
+        provider_chosen=read.raw("OIDC_ISSUER_URL") is not None,
+        username_claim=username_claim,
+    )

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from platform_assets.inventory import Inventory
-from platform_assets.releases import alerts
+from platform_assets.releases import alert_receiver, alerts
 from platform_assets.releases.spec import (
     MANAGED_BY,
     Chart,
@@ -125,6 +125,20 @@ def datasources() -> dict:
     }
 
 
+def alertmanager_values(receiver: alert_receiver.AlertReceiver | None) -> dict:
+    """The chart's `alertmanager` block: the receiver and routing from settings
+    (alert_receiver.py), the receiver's Secret mounted when it holds something."""
+    spec = {
+        "image": _image(ALERTMANAGER_IMAGE),
+        "resources": ALERTMANAGER.resources(),
+        "retention": "120h",
+        **_placed(MONITORING_NODE),
+    }
+    if alert_receiver.secret_keys(receiver):
+        spec["secrets"] = [alert_receiver.SECRET]
+    return {"config": alert_receiver.alertmanager_config(receiver), "alertmanagerSpec": spec}
+
+
 def chart_values(inv: Inventory) -> dict:
     servers = [n.address for n in inv.nodes if n.role == "server"]
     reloader = {"image": _image(RELOADER_IMAGE), "resources": RELOADER.resources()}
@@ -194,14 +208,7 @@ def chart_values(inv: Inventory) -> dict:
                 **_placed(MONITORING_NODE),
             }
         },
-        "alertmanager": {
-            "alertmanagerSpec": {
-                "image": _image(ALERTMANAGER_IMAGE),
-                "resources": ALERTMANAGER.resources(),
-                "retention": "120h",
-                **_placed(MONITORING_NODE),
-            }
-        },
+        "alertmanager": alertmanager_values(alert_receiver.load_alert_receiver()),
         "kube-state-metrics": {
             "fullnameOverride": "kube-state-metrics",
             "image": _image(KSM_IMAGE),
@@ -395,7 +402,7 @@ def build(inv: Inventory, *, other_releases: list[Release]) -> Release:
         f"{PROMETHEUS_IMAGE.tag}, {SCRAPE_INTERVAL} scrapes, {RETENTION_SIZE} kept; "
         "Alertmanager; node_exporter on every node; Grafana with the platform's dashboards), "
         "the platform's alert rules and the Pushgateway Dagster's asset-check results reach "
-        "it through.",
+        "it through. " + alert_receiver.describe(alert_receiver.load_alert_receiver()),
         # The config chart's manifests hold the rules, which name this release's charts: it
         # is filled in below.
         charts=(stack, Chart(name="monitoring-config")),

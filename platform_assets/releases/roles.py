@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 
 from platform_assets.inventory import Inventory
+from platform_assets.releases.access_settings import KUBE_API_PREFIX
 from platform_assets.releases.spec import Chart, Release
 
 LABELS = {"app.kubernetes.io/managed-by": "piclusterops"}
@@ -154,6 +155,11 @@ def _workspace_rules() -> list[dict]:
     ]
 
 
+def kubernetes_group(r: Role) -> str:
+    """The role's group as the API server presents it (the K3s server's oidc-groups-prefix)."""
+    return KUBE_API_PREFIX + r.group
+
+
 def _group_subject(group: str) -> dict:
     return {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
 
@@ -187,7 +193,7 @@ def kubernetes_manifests(namespaces: tuple[str, ...] = DEV_WORKSPACE) -> list[di
                     "kind": "ClusterRole",
                     "name": name,
                 },
-                "subjects": [_group_subject(r.group)],
+                "subjects": [_group_subject(kubernetes_group(r))],
             }
         )
     workspace = f"{PREFIX}-workspace"
@@ -199,7 +205,7 @@ def kubernetes_manifests(namespaces: tuple[str, ...] = DEV_WORKSPACE) -> list[di
             "rules": _workspace_rules(),
         }
     )
-    workers = [r.group for r in ROLES if r.works_in_workspace and not r.cluster_admin]
+    workers = [kubernetes_group(r) for r in ROLES if r.works_in_workspace and not r.cluster_admin]
     for namespace in namespaces:
         out.append(
             {
@@ -222,8 +228,8 @@ def access_roles(inv: Inventory) -> Release:
         name="access_roles",
         namespace="kube-system",
         description="The admin, dev and guest roles as ClusterRoles bound to the OIDC groups "
-        "picluster-admins, picluster-devs and picluster-guests, and the developers' workspace "
-        f"role in {', '.join(workspace(inv))} (docs/roles/).",
+        f"as the API presents them ({', '.join(kubernetes_group(r) for r in ROLES)}), and the "
+        f"developers' workspace role in {', '.join(workspace(inv))} (docs/roles/).",
         charts=(Chart(name="access-roles", manifests=tuple(kubernetes_manifests(workspace(inv)))),),
         workloads=(),
         needs=("network_zones",),  # the workspace namespaces

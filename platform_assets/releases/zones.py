@@ -127,8 +127,17 @@ FLOWS = (
     _f("secrets/openbao", INTERNET, [443], "the OIDC provider, for people logging in"),
     _f("secrets/openbao", LAN, [443], "the OIDC provider, when it is on the LAN"),
     _f("monitoring", KUBE_API, [6443], "service discovery, kube-state-metrics"),
-    _f("monitoring/prometheus", LAN, [9100, 10250], "node_exporter, kubelets (host network)"),
+    _f(
+        "monitoring/prometheus",
+        LAN,
+        [2381, 9100, 10250],
+        "the servers' etcd metrics, node_exporter, kubelets (host network)",
+    ),
     _f("logging", KUBE_API, [6443], "the log agent's pod metadata"),
+    # The alert receiver (alert_receiver.py): a webhook, or SMTP (465 TLS, 587 STARTTLS; 25
+    # and plain HTTP only to a relay or a bridge on the LAN).
+    _f("monitoring/alertmanager", INTERNET, [443, 465, 587], "alerts to the webhook or mail"),
+    _f("monitoring/alertmanager", LAN, [25, 80, 443, 465, 587], "alerts to a LAN hook or relay"),
     # Dagster manages the nodes and mirrors backups off the cluster.
     _f("dagster", LAN, [22, 443], "SSH to the nodes; the backup mirror (a NAS on 443)"),
     # Metrics: Prometheus scrapes every zone; in the restricted one only the metrics ports.

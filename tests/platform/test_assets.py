@@ -39,7 +39,8 @@ def _observed(result: dg.ExecuteInProcessResult, key: str) -> dict:
     return event.metadata
 
 
-def test_plan_mode_shows_every_node_and_changes_nothing(tmp_path):
+def test_plan_mode_shows_every_node_and_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("PICLUSTER_OIDC_ISSUER_URL", raising=False)
     result = dg.materialize([*PLATFORM_ASSETS, cluster_ready], resources=resources(tmp_path))
     assert result.success
     # A plan is an observation of every step; only the inventory (a file) is materialized.
@@ -58,6 +59,8 @@ def test_plan_mode_shows_every_node_and_changes_nothing(tmp_path):
     assert prep["dagster/row_count"].value > 0
     server = _observed(result, "k3s_server")["plan"].value
     assert "releases/download/v1.34.4%2Bk3s1/k3s-arm64" in server and "pi-agent-1" not in server
+    api_oidc = _observed(result, "k3s_server")["api_oidc"].value
+    assert api_oidc.startswith("off: PICLUSTER_OIDC_ISSUER_URL is not set")
     agents = _observed(result, "k3s_agents")["plan"].value
     assert "pi-server" not in agents and "k3s-agent.service" in agents
     assert not (tmp_path / "kubeconfig").exists()
@@ -67,6 +70,14 @@ def test_plan_mode_shows_every_node_and_changes_nothing(tmp_path):
     assert checks["preflight_passed"].severity == dg.AssetCheckSeverity.WARN
     # The kubeconfig was only planned, so the check of the cluster it reaches did not run.
     assert "cluster_ready" not in checks
+
+
+def test_the_server_plan_names_the_oidc_provider_the_api_will_trust(tmp_path, monkeypatch):
+    monkeypatch.setenv("PICLUSTER_OIDC_ISSUER_URL", "https://auth.home.example/realms/pi")
+    result = dg.materialize(PLATFORM_ASSETS, resources=resources(tmp_path))
+    assert result.success
+    api_oidc = _observed(result, "k3s_server")["api_oidc"].value
+    assert api_oidc.startswith("people log in with https://auth.home.example/realms/pi ")
 
 
 def test_apply_from_the_local_profile_refuses_lan_nodes(tmp_path):

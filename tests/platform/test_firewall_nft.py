@@ -34,4 +34,6 @@ def test_ruleset_loads_and_reloads_in_a_private_netns(tmp_path):
     listed = proc.stdout
     assert listed.count("chain prerouting") == 1  # the second load replaced, not duplicated
     assert "tcp dport { 22, 80, 443, 6443 } ip saddr != @lan drop" in listed
+    # etcd's metrics (K3s's etcd-expose-metrics, no authentication) only for nodes and pods.
+    assert "tcp dport { 2379, 2380, 2381, 10250 } ip saddr != @cluster drop" in listed
     assert "192.168.0.200-192.168.0.250" in listed

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from platform_assets.core.facts import NodeFacts, parse_words
 from platform_assets.core.plan import NodePlan, PlanError
@@ -28,6 +29,7 @@ from platform_assets.node_prep.plan import (
 )
 from platform_assets.node_reboot.plan import reboot_reason, reboot_waves
 from platform_assets.preflight.facts import OsRelease, parse_os_release, preflight_facts
+from platform_assets.releases.access_settings import load_access_settings
 from tests.platform.pi_facts import body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -305,6 +307,63 @@ def test_secret_settings_in_k3s_files_are_masked_and_ours_pass_unchanged():
     for node in INV.nodes:  # a converged node stays converged: our files hold no secret
         for ours in (desired_k3s_config(INV, node), desired_k3s_unit(node)):
             assert masked(ours) == ours
+
+
+PROVIDER = load_access_settings(
+    {
+        "PICLUSTER_OIDC_ISSUER_URL": "https://auth.home.example/application/o/pi/",
+        "PICLUSTER_OIDC_CLIENT_ID": "pi-cluster",
+        "PICLUSTER_OIDC_USERNAME_CLAIM": "preferred_username",
+    }
+)
+
+
+def server_config(access=None) -> dict:
+    return yaml.safe_load(desired_k3s_config(INV, INV.node("pi-server"), access))
+
+
+def test_the_server_api_trusts_the_chosen_oidc_provider_with_prefixed_names():
+    assert server_config(PROVIDER)["kube-apiserver-arg"] == [
+        "oidc-issuer-url=https://auth.home.example/application/o/pi/",
+        "oidc-client-id=pi-cluster",
+        "oidc-username-claim=preferred_username",
+        "oidc-username-prefix=oidc:",
+        "oidc-groups-claim=groups",
+        "oidc-groups-prefix=oidc:",
+    ]
+    # Agents run no API server.
+    agent = yaml.safe_load(desired_k3s_config(INV, INV.node("pi-agent-1"), PROVIDER))
+    assert "kube-apiserver-arg" not in agent
+
+
+def test_with_no_provider_chosen_the_api_gets_no_oidc_flags():
+    # PICLUSTER_OIDC_ISSUER_URL unset: the releases plan with the example issuer; the API
+    # server is not pointed at it.
+    example = load_access_settings({})
+    assert not example.provider_chosen
+    assert "kube-apiserver-arg" not in server_config(example)
+    assert "kube-apiserver-arg" not in server_config(None)
+
+
+def test_etcd_metrics_are_exposed_on_servers_with_embedded_etcd():
+    assert server_config()["etcd-expose-metrics"] is True
+    agent = yaml.safe_load(desired_k3s_config(INV, INV.node("pi-agent-1")))
+    assert "etcd-expose-metrics" not in agent
+
+
+def test_choosing_a_provider_rewrites_a_running_servers_config_and_restarts_it():
+    server = INV.node("pi-server")
+    running = k3s_facts(
+        k3s_version="v1.34.4+k3s1",
+        k3s_token_file="same",
+        k3s_config=desired_k3s_config(INV, server),
+        k3s_unit_file=desired_k3s_unit(server),
+        k3s_enabled="enabled",
+        k3s_active="active",
+    )
+    changes = plan_k3s(INV, "pi-server", running, TOKEN, PROVIDER)
+    assert names(changes) == ["K3s config", "k3s.service running"]
+    assert "oidc-issuer-url=" in changes[0].commands[0].stdin.decode()
 
 
 def test_k3s_agent_joins_the_server():

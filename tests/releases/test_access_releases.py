@@ -287,6 +287,7 @@ BAD_SETTINGS = [
     ({"PICLUSTER_OIDC_ISSUER_URL": "http://sso.lan"}, "PICLUSTER_OIDC_ISSUER_URL"),
     ({"PICLUSTER_OIDC_ISSUER_URL": "https://sso.lan/a b"}, "PICLUSTER_OIDC_ISSUER_URL"),
     ({"PICLUSTER_OIDC_CLIENT_ID": "has space"}, "PICLUSTER_OIDC_CLIENT_ID"),
+    ({"PICLUSTER_OIDC_USERNAME_CLAIM": "e mail"}, "PICLUSTER_OIDC_USERNAME_CLAIM"),
     ({"PICLUSTER_GATEWAY_DOMAIN": "localhost"}, "PICLUSTER_GATEWAY_DOMAIN"),
 ]
 
@@ -305,9 +306,10 @@ def test_the_provider_comes_from_the_settings():
             "PICLUSTER_GATEWAY_DOMAIN": "home.example",
         }
     )
-    assert access.issuer_url == "https://auth.home.example/application/o/pi"
+    # Kept with its "/": the ID tokens' `iss` must equal it exactly (authentik's end in "/").
+    assert access.issuer_url == "https://auth.home.example/application/o/pi/"
     text = gateway.config_file(gateway.gateways(INV)[0], access)
-    assert 'oidc_issuer_url = "https://auth.home.example/application/o/pi"' in text
+    assert 'oidc_issuer_url = "https://auth.home.example/application/o/pi/"' in text
     assert 'redirect_url = "https://ops.home.example/oauth2/callback"' in text
     assert 'client_id = "pi-gateway"' in text
 

@@ -8,7 +8,9 @@ import pytest
 from platform_assets.releases import roles
 from platform_assets.releases.spec import FIELD_MANAGER
 
-GROUP = {r.name: r.group for r in roles.ROLES}
+# As the API server presents them: the K3s server's oidc-groups-prefix before the provider's
+# group (tests/platform/test_k3s_api_oidc.py logs in through it).
+GROUP = {r.name: f"oidc:{r.group}" for r in roles.ROLES}
 
 # (role, verb, resource, subresource, api group, namespace, allowed) — written out by hand.
 REVIEWS = [
@@ -83,6 +85,16 @@ def test_each_role_may_do_what_the_table_says_and_no_more(
         )
         is allowed
     )
+
+
+@pytest.mark.service
+def test_the_providers_group_names_unprefixed_get_nothing(admin_api):
+    # Only the API's presentation (oidc:<group>) is bound; a client certificate or another
+    # authenticator naming `picluster-admins` is not an admin.
+    for r in roles.ROLES:
+        assert not admin_api.access_review(
+            "someone", "list", "pods", groups=(r.group, "system:authenticated"), namespace="query"
+        )
 
 
 @pytest.mark.service

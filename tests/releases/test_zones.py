@@ -220,3 +220,14 @@ def test_docs_zones_lists_exactly_the_flows_of_the_table():
         (str(f.source), str(f.destination), ", ".join(map(str, f.ports)) or "every port")
         for f in zones.FLOWS
     ]
+
+
+def test_prometheus_may_reach_the_servers_etcd_metrics_where_the_chart_scrapes_them():
+    from platform_assets.releases import monitoring
+
+    values = monitoring.chart_values(INV)["kubeEtcd"]
+    assert values["endpoints"] == [SERVER.address]
+    port = values["service"]["targetPort"]
+    prometheus = Pod("monitoring", {APP_LABEL: "prometheus"})
+    assert cluster(INV).allowed(prometheus, SERVER, port)
+    assert not cluster(INV).allowed(Pod("monitoring", {APP_LABEL: "grafana"}), SERVER, port)
