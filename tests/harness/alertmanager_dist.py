@@ -11,23 +11,17 @@ cores, ~600 MB of Go caches (removed after), two binaries (~70 MB) kept in
 both answered their version query says the directory is complete.
 """
 
-import contextlib
-import fcntl
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from platform_assets.releases import monitoring
-from tests.harness.kube_dist import MIN_GO, KubeDistError, go_version
+from tests.harness import go_build
 from tests.harness.trino_dist import cache_root
 
 VERSION = monitoring.ALERTMANAGER_IMAGE.tag  # v0.32.1
-MARKER = ".piclusterops-complete"
 COMMANDS = ("alertmanager", "amtool")
 
 
@@ -44,35 +38,17 @@ def _marker_text() -> str:
 
 
 def is_complete(where: Path) -> bool:
-    marker = where / MARKER
-    return marker.is_file() and marker.read_text() == _marker_text()
-
-
-def _run(argv: list[str], env: dict, cwd: Path, log) -> str:
-    log.write(f"$ {' '.join(argv)}\n")
-    log.flush()
-    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    log.write(result.stdout + result.stderr)
-    if result.returncode != 0:
-        raise KubeDistError(
-            f"`{' '.join(argv)}` failed (exit {result.returncode}); see {log.name}. The Go "
-            "module proxy must be reachable and `go` on PATH."
-        )
-    return result.stdout
+    return go_build.is_complete(where, _marker_text())
 
 
 def _build(target: Path, scratch: Path, log) -> None:
-    env = dict(os.environ)
-    env.update(
-        GOCACHE=str(scratch / "go-build"),
-        GOMODCACHE=str(scratch / "go-mod"),
-        GOPATH=str(scratch / "gopath"),
-        GOFLAGS="-mod=mod",
-        CGO_ENABLED="0",
-        GOTOOLCHAIN="local",
-    )
+    env = go_build.go_env(scratch)
     module = f"github.com/prometheus/alertmanager@{VERSION}"
-    downloaded = json.loads(_run(["go", "mod", "download", "-json", module], env, scratch, log))
+    downloaded = json.loads(
+        go_build.run_logged(
+            ["go", "mod", "download", "-json", module], cwd=scratch, env=env, log=log
+        )
+    )
     source = scratch / "alertmanager"
     shutil.copytree(downloaded["Dir"], source)
     subprocess.run(["chmod", "-R", "u+w", str(source)], check=True)
@@ -81,7 +57,7 @@ def _build(target: Path, scratch: Path, log) -> None:
     (dist / "index.html").write_text("<p>Alertmanager's UI is not built in this test copy.</p>\n")
     (target / "bin").mkdir(parents=True)
     for name in COMMANDS:
-        _run(
+        go_build.run_logged(
             [
                 "go",
                 "build",
@@ -91,9 +67,9 @@ def _build(target: Path, scratch: Path, log) -> None:
                 str(target / "bin" / name),
                 f"./cmd/{name}",
             ],
-            env,
-            source,
-            log,
+            cwd=source,
+            env=env,
+            log=log,
         )
     for name in COMMANDS:
         answer = subprocess.run(
@@ -101,51 +77,17 @@ def _build(target: Path, scratch: Path, log) -> None:
         )
         said = answer.stdout + answer.stderr
         if f"version {VERSION[1:]}" not in said:
-            raise KubeDistError(f"{name} answered {said.strip()!r}, expected {VERSION}")
+            raise go_build.GoBuildError(f"{name} answered {said.strip()!r}, expected {VERSION}")
 
 
 def ensure() -> Path:
     """Build both unless the cache already holds this version; returns the folder."""
-    where = directory()
-    if is_complete(where):
-        return where
-    found = go_version()
-    if found is None or found < MIN_GO:
-        raise KubeDistError(
-            "the Go toolchain is needed once to build amtool from the Go module proxy: "
-            "install it (https://go.dev/dl/) and run `scripts/bootstrap.sh test` again"
-        )
-    where.parent.mkdir(parents=True, exist_ok=True)
-    with (where.parent / f".alertmanager-{VERSION}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second pytest or bootstrap waits, then reuses
-        if is_complete(where):
-            return where
-        scratch = Path(tempfile.mkdtemp(prefix="go-alertmanager-", dir=where.parent))
-        staging = where.parent / f"alertmanager-{VERSION}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        started = time.monotonic()
-        try:
-            with (where.parent / f"alertmanager-{VERSION}.build.log").open("w") as log:
-                _build(staging, scratch, log)
-            (staging / MARKER).write_text(_marker_text())
-            shutil.rmtree(where, ignore_errors=True)
-            staging.rename(where)
-        finally:
-            # The module cache is written read-only.
-            with contextlib.suppress(OSError):
-                subprocess.run(["chmod", "-R", "u+w", str(scratch)], check=False)
-            shutil.rmtree(scratch, ignore_errors=True)
-        print(
-            f"[alertmanager_dist] built {', '.join(COMMANDS)} in "
-            f"{time.monotonic() - started:.0f} s",
-            file=sys.stderr,
-        )
-    return where
+    return go_build.build_once(directory(), _marker_text(), _build, what="alertmanager and amtool")
 
 
 if __name__ == "__main__":
     try:
         print(ensure())
-    except KubeDistError as error:
+    except go_build.GoBuildError as error:
         print(f"alertmanager_dist: {error}", file=sys.stderr)
         sys.exit(1)
