@@ -351,9 +351,10 @@ def test_etcd_metrics_are_exposed_on_servers_with_embedded_etcd():
     assert "etcd-expose-metrics" not in agent
 
 
-def test_choosing_a_provider_rewrites_a_running_servers_config_and_restarts_it():
+def converged_server() -> NodeFacts:
+    """The server's facts once K3s runs as the inventory (with no OIDC provider) wants it."""
     server = INV.node("pi-server")
-    running = k3s_facts(
+    return k3s_facts(
         k3s_version="v1.34.4+k3s1",
         k3s_token_file="same",
         k3s_config=desired_k3s_config(INV, server),
@@ -361,6 +362,10 @@ def test_choosing_a_provider_rewrites_a_running_servers_config_and_restarts_it()
         k3s_enabled="enabled",
         k3s_active="active",
     )
+
+
+def test_choosing_a_provider_rewrites_a_running_servers_config_and_restarts_it():
+    running = converged_server()
     changes = plan_k3s(INV, "pi-server", running, TOKEN, PROVIDER)
     assert names(changes) == ["K3s config", "k3s.service running"]
     assert "oidc-issuer-url=" in changes[0].commands[0].stdin.decode()
@@ -376,15 +381,7 @@ def test_k3s_agent_joins_the_server():
 
 
 def test_k3s_converged_and_drift():
-    server = INV.node("pi-server")
-    done = k3s_facts(
-        k3s_version="v1.34.4+k3s1",
-        k3s_token_file="same",
-        k3s_config=desired_k3s_config(INV, server),
-        k3s_unit_file=desired_k3s_unit(server),
-        k3s_enabled="enabled",
-        k3s_active="active",
-    )
+    done = converged_server()
     assert plan_k3s(INV, "pi-server", done, TOKEN) == []
     # Plan mode without the secret: a present token file is not planned again.
     assert plan_k3s(INV, "pi-server", done, None) == []
