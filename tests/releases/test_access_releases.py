@@ -73,7 +73,7 @@ def test_our_charts_are_the_expected_ones():
         m
         for n in OWN
         for m in own_manifests(CHARTS[n])
-        if m["kind"] not in ("Certificate",)  # cert-manager's CRD: admitted by test_control_plane
+        if m["kind"] not in ("Certificate",)  # cert-manager's CRDs: test_certificates_control_plane
     ],
     ids=lambda m: f"{m['kind']}/{m['metadata'].get('namespace', '')}/{m['metadata']['name']}",
 )
