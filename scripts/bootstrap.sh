@@ -82,6 +82,14 @@ need_amtool() {
   uv run --frozen python -m tests.harness.alertmanager_dist >/dev/null
 }
 
+# The gateway tests' oauth2-proxy (the gateway release's v7.6.0, ~6-11 minutes cold, mostly
+# module downloads) and cert-manager's CRDs (seconds), from the Go module proxy into the cache.
+need_gateway_tools() {
+  say "ensuring oauth2-proxy is built and cert-manager's CRDs fetched (once, from the Go module proxy)"
+  uv run --frozen python -m tests.harness.oauth2_proxy_dist >/dev/null
+  uv run --frozen python -m tests.harness.cert_manager_dist >/dev/null
+}
+
 need_python
 need_uv
 say "syncing the Python environment from uv.lock"
@@ -102,4 +110,5 @@ if [ "$what" = test ]; then
   need_control_plane
   need_promtool
   need_amtool
+  need_gateway_tools
 fi

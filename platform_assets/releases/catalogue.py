@@ -25,6 +25,7 @@ each.
 import json
 
 from platform_assets.inventory import Inventory
+from platform_assets.releases import lan_tls
 from platform_assets.releases.gateway import gateway
 from platform_assets.releases.nifi import nifi
 from platform_assets.releases.notebooks import notebooks
@@ -799,6 +800,30 @@ TRINO_HEAP = "2G"
 # Trino's rule: max-memory-per-node + heap-headroom-per-node < the heap. 30 % each of 2G.
 TRINO_QUERY_MEMORY_PER_NODE = "600MB"
 TRINO_HEADROOM_PER_NODE = "600MB"
+# The coordinator serves HTTPS with a LAN CA certificate for the gateway's hop to the web UI
+# (https://trino.query.svc:8443/ui/); in-cluster clients (notebooks, Dagster, NiFi) keep HTTP on
+# 8080 inside the internal zone for now. The PEM keystore is one file, key then chain, which
+# cert-manager writes as the CombinedPEM output.
+TRINO_SERVICE = "trino"
+TRINO_HTTPS_PORT = 8443
+TRINO_TLS_DIR = "/etc/trino-tls"
+TRINO_CERTIFICATE = lan_tls.backend_certificate(TRINO_SERVICE, "query", combined_pem=True)
+
+
+def trino_https_properties() -> dict[str, str]:
+    """The coordinator's HTTPS properties, as the chart's `server.config.https` renders them
+    (tests/releases/test_backend_tls.py starts a real Trino with exactly these)."""
+    return {
+        "http-server.https.enabled": "true",
+        "http-server.https.port": str(TRINO_HTTPS_PORT),
+        "http-server.https.keystore.path": f"{TRINO_TLS_DIR}/{lan_tls.COMBINED_PEM_KEY}",
+    }
+
+
+def trino_gateway_properties() -> list[str]:
+    """The gateway forwards with X-Forwarded-* headers; Trino rejects such requests unless told
+    to process them."""
+    return ["http-server.process-forwarded=true"]
 
 
 def hive_catalog() -> str:
@@ -824,12 +849,16 @@ def trino(inv: Inventory) -> Release:
     def jvm() -> dict:
         return {"maxHeapSize": TRINO_HEAP, "gcMethod": {"type": "UseG1GC"}}
 
+    https = trino_https_properties()
+
     return Release(
         name="trino",
         namespace="query",
         description="Trino 476: a coordinator and one worker (2 GB heap, 3 GiB limit each), "
-        "the `hive` catalog on the metastore and the object store.",
+        "the `hive` catalog on the metastore and the object store; the web UI over HTTPS "
+        "with a LAN CA certificate.",
         charts=(
+            Chart(name="trino-tls", manifests=(TRINO_CERTIFICATE,)),
             Chart(
                 name="trino",
                 repo="https://trinodb.github.io/charts",
@@ -839,8 +868,16 @@ def trino(inv: Inventory) -> Release:
                     "image": _image_values(TRINO_IMAGE),
                     "server": {
                         "workers": 1,
-                        "config": {"query": {"maxMemory": "1GB"}},
+                        "config": {
+                            "query": {"maxMemory": "1GB"},
+                            "https": {
+                                "enabled": True,
+                                "port": TRINO_HTTPS_PORT,
+                                "keystore": {"path": https["http-server.https.keystore.path"]},
+                            },
+                        },
                     },
+                    "additionalConfigProperties": trino_gateway_properties(),
                     "coordinator": {
                         "jvm": jvm(),
                         "config": {
@@ -849,6 +886,22 @@ def trino(inv: Inventory) -> Release:
                         },
                         "resources": TRINO_COORDINATOR.resources(),
                         "nodeSelector": dict(TRINO_COORDINATOR_NODE),
+                        "secretMounts": [
+                            {
+                                "name": "trino-tls",
+                                "secretName": TRINO_CERTIFICATE["spec"]["secretName"],
+                                "path": TRINO_TLS_DIR,
+                            }
+                        ],
+                        # The container port and the Service port the gateway dials.
+                        "additionalExposedPorts": {
+                            "https": {
+                                "servicePort": TRINO_HTTPS_PORT,
+                                "name": "https",
+                                "port": TRINO_HTTPS_PORT,
+                                "protocol": "TCP",
+                            }
+                        },
                     },
                     "worker": {
                         "jvm": jvm(),
@@ -875,6 +928,8 @@ def trino(inv: Inventory) -> Release:
                 "Deployment", "trino-worker", (TRINO_WORKER,), node_selector=TRINO_WORKER_NODE
             ),
         ),
+        # Not cert_manager: Trino keeps serving queries whether or not cert-manager runs (the
+        # coordinator's first start waits for its Secret; cert_manager applies earlier).
         needs=("metastore", "object_store"),
     )
 

@@ -5,7 +5,9 @@ path: `ops` (admins: the full Dagster webserver), `lab` (developers: JupyterLab,
 NiFi when on) and `dash` (everyone: Grafana, the read-only Dagster webserver). Which roles pass
 which gateway is the roles table's (roles.py). Each gateway is a LoadBalancer address of its
 own (MetalLB) with its own name, `<gateway>.<domain>`, and a certificate cert-manager issues
-from the `lan-ca` ClusterIssuer.
+from the `lan-ca` ClusterIssuer. Behind it, Grafana, JupyterLab and Trino's UI serve HTTPS with
+LAN CA certificates of their own, which the gateway verifies; the Dagster webservers are still
+plain HTTP inside the internal zone (docs/zones.md).
 
 Its secrets: the OIDC client secret is injected from OpenBao (`secret/gateway/oidc`, key
 `client_secret`, written by an admin) by the agent as a file; the cookie secret is generated
@@ -15,7 +17,7 @@ by the platform (`gateway/gateway-cookie`).
 from dataclasses import dataclass
 
 from platform_assets.inventory import Inventory
-from platform_assets.releases import openbao, roles
+from platform_assets.releases import lan_tls, openbao, roles
 from platform_assets.releases.access_settings import AccessSettings, load_access_settings
 from platform_assets.releases.spec import (
     Chart,
@@ -45,13 +47,20 @@ SECRET_FILE = "/vault/secrets/oidc-client-secret"  # noqa: S105 (a path)
 TLS_DIR = "/etc/gateway-tls"
 COOKIE_SECRET = "gateway-cookie"  # noqa: S105 (a Secret's name)
 
+# The LAN CA's certificate, from this namespace's own gateway certificates' Secrets (cert-manager
+# writes `ca.crt` into each): oauth2-proxy 7.6 has no upstream-CA option, and its upstream
+# transport verifies against Go's system roots, which read every file of SSL_CERT_DIR beside
+# the image's own bundle (SSL_CERT_FILE stays unset, so public OIDC providers still verify).
+CA_DIR = "/etc/lan-ca"
+
 # Upstreams: Services as their releases name them (dagster.py, catalogue.py, notebooks.py,
 # nifi.py; Grafana's is the monitoring release's). A path in an upstream URL is its route.
+# HTTPS ones present a LAN CA certificate for that name (lan_tls.backend_certificate).
 DAGSTER = "http://dagster-dagster-webserver.dagster.svc:80/"
 DAGSTER_READ_ONLY = "http://dagster-dagster-webserver-read-only.dagster.svc:80/"
-GRAFANA = "http://grafana.monitoring.svc:80/grafana/"
-JUPYTER = "http://jupyterlab.notebooks.svc:8888/"
-TRINO_UI = "http://trino.query.svc:8080/ui/"
+GRAFANA = "https://grafana.monitoring.svc:443/grafana/"
+JUPYTER = "https://jupyterlab.notebooks.svc:8888/"
+TRINO_UI = "https://trino.query.svc:8443/ui/"
 NIFI = ("https://nifi.nifi.svc:8443/nifi/", "https://nifi.nifi.svc:8443/nifi-api/")
 
 
@@ -100,8 +109,10 @@ def config_file(g: Gateway, access: AccessSettings) -> str:
         "tls_key_file": f"{TLS_DIR}/tls.key",
         "skip_provider_button": True,
         "pass_user_headers": True,
-        # NiFi serves HTTPS with its own self-signed certificate inside the internal zone.
-        "ssl_upstream_insecure_skip_verify": any(u.startswith("https://") for u in g.upstreams),
+        # NiFi serves HTTPS with its own self-signed certificate, which no CA vouches for; the
+        # option is per gateway, so with NiFi on the `lab` gateway verifies none of its
+        # upstreams (docs/zones.md, "TLS behind the gateway"). Every other gateway verifies.
+        "ssl_upstream_insecure_skip_verify": any(u in NIFI for u in g.upstreams),
     }
     return "".join(f"{k} = {_toml(v)}\n" for k, v in settings.items())
 
@@ -126,6 +137,7 @@ def agent_annotations() -> dict[str, str]:
 
 
 def chart_values(g: Gateway, access: AccessSettings) -> dict:
+    secret = lan_tls.secret_name(f"gateway-{g.name}")
     return {
         "fullnameOverride": f"gateway-{g.name}",
         "image": {"repository": IMAGE.repository, "tag": IMAGE.tag},
@@ -137,7 +149,8 @@ def chart_values(g: Gateway, access: AccessSettings) -> dict:
             {
                 "name": "OAUTH2_PROXY_COOKIE_SECRET",
                 "valueFrom": {"secretKeyRef": {"name": COOKIE_SECRET, "key": "cookie_secret"}},
-            }
+            },
+            {"name": "SSL_CERT_DIR", "value": CA_DIR},
         ],
         "httpScheme": "https",
         "service": {"type": "LoadBalancer", "portNumber": 443},
@@ -145,25 +158,19 @@ def chart_values(g: Gateway, access: AccessSettings) -> dict:
         "podLabels": dict(openbao.INJECT_LABEL),
         "podAnnotations": agent_annotations(),
         "resources": proxy(g.name).resources(),
-        "extraVolumes": [{"name": "tls", "secret": {"secretName": f"gateway-{g.name}-tls"}}],
-        "extraVolumeMounts": [{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}],
+        "extraVolumes": [
+            {"name": "tls", "secret": {"secretName": secret}},
+            lan_tls.ca_volume("lan-ca", secret),
+        ],
+        "extraVolumeMounts": [
+            {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+            {"name": "lan-ca", "mountPath": CA_DIR, "readOnly": True},
+        ],
     }
 
 
 def certificate(g: Gateway, access: AccessSettings) -> dict:
-    return {
-        "apiVersion": "cert-manager.io/v1",
-        "kind": "Certificate",
-        "metadata": {"name": f"gateway-{g.name}", "namespace": NAMESPACE},
-        "spec": {
-            "secretName": f"gateway-{g.name}-tls",
-            "dnsNames": [access.host(g.name)],
-            "duration": "2160h",
-            "renewBefore": "360h",
-            "privateKey": {"algorithm": "ECDSA", "size": 256},
-            "issuerRef": {"name": "lan-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"},
-        },
-    }
+    return lan_tls.certificate(f"gateway-{g.name}", NAMESPACE, [access.host(g.name)])
 
 
 def gateway(inv: Inventory) -> Release:

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from platform_assets.inventory import Inventory
-from platform_assets.releases import alert_receiver, alerts
+from platform_assets.releases import alert_receiver, alerts, lan_tls
 from platform_assets.releases.spec import (
     MANAGED_BY,
     Chart,
@@ -87,6 +87,13 @@ LOKI_URL = "http://loki.logging.svc:3100"  # the logging release's Service
 PROMETHEUS_URL = f"http://{FULLNAME}-prometheus.{NAMESPACE}.svc:9090"
 ETCD_METRICS_PORT = 2381  # K3s with `etcd-expose-metrics: true`
 
+# Grafana serves HTTPS itself with a LAN CA certificate for its Service (the `dash` gateway's
+# upstream https://grafana.monitoring.svc:443/grafana/).
+GRAFANA_SERVICE = "grafana"
+GRAFANA_PORT = 443  # the Service's; Grafana listens on its own 3000
+GRAFANA_TLS_DIR = "/etc/grafana/tls"
+GRAFANA_CERTIFICATE = lan_tls.backend_certificate(GRAFANA_SERVICE, NAMESPACE)
+
 
 def _image(image: Image) -> dict:
     registry, _, repository = image.repository.partition("/")
@@ -137,6 +144,40 @@ def alertmanager_values(receiver: alert_receiver.AlertReceiver | None) -> dict:
     if alert_receiver.secret_keys(receiver):
         spec["secrets"] = [alert_receiver.SECRET]
     return {"config": alert_receiver.alertmanager_config(receiver), "alertmanagerSpec": spec}
+
+
+def grafana_tls_values() -> dict:
+    """The grafana subchart's values that make it serve HTTPS, and what talks to it follow."""
+    secret = GRAFANA_CERTIFICATE["spec"]["secretName"]
+    return {
+        "grafana.ini": {
+            "server": {
+                "protocol": "https",
+                "cert_file": f"{GRAFANA_TLS_DIR}/tls.crt",
+                "cert_key": f"{GRAFANA_TLS_DIR}/tls.key",
+            }
+        },
+        "extraSecretMounts": [
+            {
+                "name": "grafana-tls",
+                "secretName": secret,
+                "mountPath": GRAFANA_TLS_DIR,
+                "readOnly": True,
+            }
+        ],
+        "service": {"port": GRAFANA_PORT},
+        # Merged into the chart's probes (path, port stay the chart's).
+        "readinessProbe": {"httpGet": {"scheme": "HTTPS"}},
+        "livenessProbe": {"httpGet": {"scheme": "HTTPS"}},
+        # Prometheus scrapes the pod's address: it verifies the certificate by the Service's name.
+        "serviceMonitor": {
+            "scheme": "https",
+            "tlsConfig": {
+                "ca": {"secret": {"name": secret, "key": lan_tls.CA_KEY}},
+                "serverName": f"{GRAFANA_SERVICE}.{NAMESPACE}.svc",
+            },
+        },
+    }
 
 
 def chart_values(inv: Inventory) -> dict:
@@ -240,10 +281,14 @@ def chart_values(inv: Inventory) -> dict:
                     "label": next(iter(DASHBOARD_LABEL)),
                     "labelValue": DASHBOARD_LABEL["grafana_dashboard"],
                     "searchNamespace": NAMESPACE,
+                    # No reload call to Grafana's API (the chart's is http://localhost:3000, with
+                    # the admin login): Grafana's file provider rereads the sidecar's files.
+                    "skipReload": True,
                 },
                 "datasources": {"enabled": False},
             },
             "testFramework": {"enabled": False},
+            **grafana_tls_values(),
             **_placed(DASHBOARDS_NODE),
         },
     }
@@ -395,6 +440,10 @@ def build(inv: Inventory, *, other_releases: list[Release]) -> Release:
         owns_data=True,  # the monitoring.coreos.com CRDs, and every CR with them
         values=chart_values(inv),
     )
+    # Grafana starts once cert-manager has written this Secret; the release still needs
+    # nothing, so metrics and alerts never wait on another release (cert_manager applies
+    # earlier in the catalogue's order anyway).
+    grafana_tls = Chart(name="grafana-tls", manifests=(GRAFANA_CERTIFICATE,))
     release = Release(
         name="monitoring",
         namespace=NAMESPACE,
@@ -405,7 +454,7 @@ def build(inv: Inventory, *, other_releases: list[Release]) -> Release:
         "it through. " + alert_receiver.describe(alert_receiver.load_alert_receiver()),
         # The config chart's manifests hold the rules, which name this release's charts: it
         # is filled in below.
-        charts=(stack, Chart(name="monitoring-config")),
+        charts=(grafana_tls, stack, Chart(name="monitoring-config")),
         workloads=(
             Workload(
                 "StatefulSet",
@@ -440,4 +489,4 @@ def build(inv: Inventory, *, other_releases: list[Release]) -> Release:
         ),
     )
     config = Chart(name="monitoring-config", manifests=config_manifests([*other_releases, release]))
-    return dataclasses.replace(release, charts=(stack, config))
+    return dataclasses.replace(release, charts=(grafana_tls, stack, config))

@@ -11,6 +11,7 @@ Notebooks are kept on a volume of the node it runs on.
 from importlib.metadata import version
 
 from platform_assets.inventory import Inventory
+from platform_assets.releases import lan_tls
 from platform_assets.releases.spec import Chart, Container, Image, Release, Workload
 
 NAMESPACE = "notebooks"
@@ -24,6 +25,11 @@ JOVYAN = 1000  # the docker-stacks image's user; its group is 100 (users)
 # one shared lab gets that as its limit.
 LAB = Container("jupyterlab", IMAGE, 384, 1024, "100m", "2")
 LABELS = {"app.kubernetes.io/name": "jupyterlab"}
+# The lab serves HTTPS itself with a LAN CA certificate for its Service (the `lab` gateway's
+# upstream https://jupyterlab.notebooks.svc:8888/).
+SERVICE = "jupyterlab"
+TLS_DIR = "/etc/jupyterlab-tls"
+CERTIFICATE = lan_tls.backend_certificate(SERVICE, NAMESPACE)
 
 
 def warehouse_environment() -> dict[str, str]:
@@ -78,13 +84,15 @@ def manifests() -> tuple[dict, ...]:
                                 "--ServerApp.password=",
                                 "--ServerApp.allow_remote_access=True",
                                 "--ServerApp.trust_xheaders=True",
+                                f"--ServerApp.certfile={TLS_DIR}/tls.crt",
+                                f"--ServerApp.keyfile={TLS_DIR}/tls.key",
                             ],
                             "env": [
                                 {"name": k, "value": v} for k, v in warehouse_environment().items()
                             ],
-                            "ports": [{"name": "http", "containerPort": PORT}],
+                            "ports": [{"name": "https", "containerPort": PORT}],
                             "readinessProbe": {
-                                "httpGet": {"path": "/api", "port": PORT},
+                                "httpGet": {"path": "/api", "port": PORT, "scheme": "HTTPS"},
                                 "periodSeconds": 10,
                             },
                             "resources": LAB.resources(),
@@ -92,11 +100,22 @@ def manifests() -> tuple[dict, ...]:
                                 "allowPrivilegeEscalation": False,
                                 "capabilities": {"drop": ["ALL"]},
                             },
-                            "volumeMounts": [{"name": "work", "mountPath": "/home/jovyan/work"}],
+                            "volumeMounts": [
+                                {"name": "work", "mountPath": "/home/jovyan/work"},
+                                {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+                            ],
                         }
                     ],
                     "volumes": [
-                        {"name": "work", "persistentVolumeClaim": {"claimName": "jupyterlab-work"}}
+                        {"name": "work", "persistentVolumeClaim": {"claimName": "jupyterlab-work"}},
+                        {
+                            "name": "tls",
+                            # The jovyan user's group reads the key (fsGroup), nobody writes it.
+                            "secret": {
+                                "secretName": CERTIFICATE["spec"]["secretName"],
+                                "defaultMode": 0o440,
+                            },
+                        },
                     ],
                 },
             },
@@ -106,9 +125,9 @@ def manifests() -> tuple[dict, ...]:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": "jupyterlab", "namespace": NAMESPACE, "labels": LABELS},
-        "spec": {"selector": LABELS, "ports": [{"name": "http", "port": PORT}]},
+        "spec": {"selector": LABELS, "ports": [{"name": "https", "port": PORT}]},
     }
-    return (claim, deployment, service)
+    return (CERTIFICATE, claim, deployment, service)
 
 
 def notebooks(inv: Inventory) -> Release:
@@ -116,8 +135,9 @@ def notebooks(inv: Inventory) -> Release:
         name="notebooks",
         namespace=NAMESPACE,
         description="JupyterLab for the developers (behind the `lab` gateway) with the Trino "
-        "client and the warehouse connection ready in every kernel (`warehouse`, `query()`).",
+        "client and the warehouse connection ready in every kernel (`warehouse`, `query()`); "
+        "HTTPS with a LAN CA certificate.",
         charts=(Chart(name="jupyterlab", manifests=manifests(), owns_data=True),),
         workloads=(Workload("Deployment", "jupyterlab", (LAB,), node_selector=NODE),),
-        needs=("trino",),
+        needs=("trino",),  # not cert_manager: as for Trino (catalogue.trino)
     )

@@ -100,10 +100,10 @@ FLOWS = (
     # The gateway's upstreams and its identity provider.
     _f("gateway/oauth2-proxy", INTERNET, [443], "the OIDC provider (discovery, tokens)"),
     _f("gateway/oauth2-proxy", LAN, [443], "the OIDC provider, when it is on the LAN"),
-    _f("gateway/oauth2-proxy", "monitoring/grafana", [3000], "dashboards"),
+    _f("gateway/oauth2-proxy", "monitoring/grafana", [3000], "dashboards (HTTPS)"),
     _f("gateway/oauth2-proxy", "dagster/dagster-webserver", [80], "Dagster, both webservers"),
-    _f("gateway/oauth2-proxy", "notebooks/jupyterlab", [8888], "JupyterLab"),
-    _f("gateway/oauth2-proxy", "query/trino", [8080], "Trino's web UI"),
+    _f("gateway/oauth2-proxy", "notebooks/jupyterlab", [8888], "JupyterLab (HTTPS)"),
+    _f("gateway/oauth2-proxy", "query/trino", [8443], "Trino's web UI (HTTPS)"),
     _f("gateway/oauth2-proxy", "nifi/nifi", [8443], "NiFi's UI", nifi=True),
     _f("gateway/oauth2-proxy", "secrets/openbao", [8200], "the agent fetches the OIDC secret"),
     # Queries.

@@ -6,6 +6,7 @@ import json
 import os
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,8 +86,16 @@ def _properties(values: dict[str, object]) -> str:
     return "".join(f"{key}={value}\n" for key, value in values.items())
 
 
-def write_etc(etc: Path, data_dir: Path, port: int, s3: S3Service, bucket: str) -> None:
-    """Trino's config for a one-node test cluster bound to loopback."""
+def write_etc(
+    etc: Path,
+    data_dir: Path,
+    port: int,
+    s3: S3Service,
+    bucket: str,
+    extra_config: Mapping[str, object] | None = None,
+) -> None:
+    """Trino's config for a one-node test cluster bound to loopback; `extra_config` adds to
+    (or overrides) config.properties."""
     (etc / "catalog").mkdir(parents=True, exist_ok=True)
     (etc / "node.properties").write_text(
         _properties(
@@ -114,6 +123,7 @@ def write_etc(etc: Path, data_dir: Path, port: int, s3: S3Service, bucket: str) 
                 "task.max-worker-threads": 4,
                 # Nothing here should phone home or wait for more workers.
                 "query.min-expire-age": "5m",
+                **(extra_config or {}),
             }
         )
     )
@@ -145,10 +155,14 @@ def write_etc(etc: Path, data_dir: Path, port: int, s3: S3Service, bucket: str) 
 
 
 def start_trino(
-    workdir: Path, log_dir: Path, s3: S3Service, bucket: str = "warehouse"
+    workdir: Path,
+    log_dir: Path,
+    s3: S3Service,
+    bucket: str = "warehouse",
+    extra_config: Mapping[str, object] | None = None,
 ) -> tuple[TrinoService, ServiceProcess]:
     """Start Trino against `s3` (creating `bucket`), wait until the node is active and
-    `SELECT 1` answers."""
+    `SELECT 1` answers (over HTTP, which stays on whatever `extra_config` adds)."""
     java = JAVA_HOME / "bin" / "java"
     if not java.exists():
         raise RuntimeError(
@@ -160,7 +174,7 @@ def start_trino(
     etc, data_dir = workdir / "etc", workdir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    write_etc(etc, data_dir, port, s3, bucket)
+    write_etc(etc, data_dir, port, s3, bucket, extra_config)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "JAVA_TOOL"))}
     env.update(

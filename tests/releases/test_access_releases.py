@@ -73,7 +73,7 @@ def test_our_charts_are_the_expected_ones():
         m
         for n in OWN
         for m in own_manifests(CHARTS[n])
-        if m["kind"] not in ("Certificate",)  # cert-manager's CRD: admitted by test_control_plane
+        if m["kind"] not in ("Certificate",)  # cert-manager's CRDs: test_certificates_control_plane
     ],
     ids=lambda m: f"{m['kind']}/{m['metadata'].get('namespace', '')}/{m['metadata']['name']}",
 )
@@ -215,10 +215,62 @@ def test_each_gateway_lets_through_its_roles_to_its_upstreams_over_lan_ca_tls(
     assert cert["spec"]["dnsNames"] == [f"{name}.picluster.lan"]
     assert cert["spec"]["issuerRef"]["name"] == "lan-ca"
     values = CHARTS[f"gateway-{name}"]["spec"]["values"]
+    secret = cert["spec"]["secretName"]
+    # Its own certificate, and beside it a directory holding only the LAN CA's certificate,
+    # which Go's system roots add from SSL_CERT_DIR to the image's bundle.
     assert values["extraVolumes"] == [
-        {"name": "tls", "secret": {"secretName": cert["spec"]["secretName"]}}
+        {"name": "tls", "secret": {"secretName": secret}},
+        {
+            "name": "lan-ca",
+            "secret": {"secretName": secret, "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+        },
     ]
+    assert {"name": "lan-ca", "mountPath": gateway.CA_DIR, "readOnly": True} in values[
+        "extraVolumeMounts"
+    ]
+    assert {"name": "SSL_CERT_DIR", "value": gateway.CA_DIR} in values["extraEnv"]
+    assert not any(e["name"] == "SSL_CERT_FILE" for e in values["extraEnv"])
     assert values["service"]["type"] == "LoadBalancer"
+
+
+def _certificates(inv) -> list[dict]:
+    return [
+        m
+        for r in catalogue.releases(inv)
+        for c in r.charts
+        for m in c.manifests
+        if m["kind"] == "Certificate"
+    ]
+
+
+def test_every_https_upstream_presents_a_lan_ca_certificate_for_the_name_the_gateway_dials():
+    certificates = _certificates(INV)
+    upstreams = [u for g in gateway.gateways(INV) for u in g.upstreams if u not in gateway.NIFI]
+    https = [u for u in upstreams if u.startswith("https://")]
+    assert https == [gateway.JUPYTER, gateway.TRINO_UI, gateway.GRAFANA]
+    for url in https:
+        host = url.removeprefix("https://").split(":")[0]
+        namespace = host.split(".")[1]
+        (cert,) = [c for c in certificates if host in c["spec"].get("dnsNames", [])]
+        assert cert["metadata"]["namespace"] == namespace, url
+        assert cert["spec"]["issuerRef"] == {
+            "name": "lan-ca",
+            "kind": "ClusterIssuer",
+            "group": "cert-manager.io",
+        }
+
+
+@pytest.mark.parametrize("nifi", [False, True])
+def test_the_gateways_verify_their_upstreams_except_lab_beside_nifis_own_certificate(nifi):
+    inv = inventory(nifi=nifi)
+    access = load_access_settings()
+    import tomllib
+
+    skips = {
+        g.name: tomllib.loads(gateway.config_file(g, access))["ssl_upstream_insecure_skip_verify"]
+        for g in gateway.gateways(inv)
+    }
+    assert skips == {"ops": False, "lab": nifi, "dash": False}
 
 
 def test_the_gateways_carry_no_secret_value_and_the_injected_file_is_the_client_secret():
@@ -256,6 +308,22 @@ def test_the_lab_has_the_warehouse_connection_and_only_the_gateway_reaches_it():
         line for line in (ROOT / "pyproject.toml").read_text().splitlines() if '"trino==' in line
     )
     assert pinned.strip(' ",') in dockerfile  # the client the platform itself pins
+
+
+def test_the_lab_serves_https_with_its_lan_ca_certificate():
+    manifests = own_manifests(CHARTS["jupyterlab"])
+    (cert,) = [m for m in manifests if m["kind"] == "Certificate"]
+    assert cert["metadata"]["namespace"] == "notebooks"
+    assert "jupyterlab.notebooks.svc" in cert["spec"]["dnsNames"]
+    deployment = next(m for m in manifests if m["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (lab,) = pod["containers"]
+    (tls,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert tls["secret"]["secretName"] == cert["spec"]["secretName"]
+    (mount,) = [m for m in lab["volumeMounts"] if m["name"] == "tls"]
+    assert f"--ServerApp.certfile={mount['mountPath']}/tls.crt" in lab["args"]
+    assert f"--ServerApp.keyfile={mount['mountPath']}/tls.key" in lab["args"]
+    assert lab["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
 
 
 def test_nifi_is_off_by_default_and_then_applies_nothing():

@@ -110,6 +110,33 @@ def test_grafana_reads_its_admin_login_from_the_generated_secret():
     assert "adminPassword" not in json.dumps(CHARTS)
 
 
+def test_grafana_serves_https_with_its_lan_ca_certificate_and_its_scrape_verifies_it():
+    (cert,) = own_manifests(CHARTS["grafana-tls"])
+    assert cert["kind"] == "Certificate" and cert["metadata"]["namespace"] == "monitoring"
+    assert cert["spec"]["issuerRef"]["name"] == "lan-ca"
+    assert "grafana.monitoring.svc" in cert["spec"]["dnsNames"]
+    grafana = VALUES["grafana"]
+    (mount,) = grafana["extraSecretMounts"]
+    assert mount["secretName"] == cert["spec"]["secretName"]
+    assert grafana["grafana.ini"]["server"] == {
+        "protocol": "https",
+        "cert_file": f"{mount['mountPath']}/tls.crt",
+        "cert_key": f"{mount['mountPath']}/tls.key",
+    }
+    assert grafana["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert grafana["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    monitor = grafana["serviceMonitor"]
+    assert monitor["scheme"] == "https"
+    assert monitor["tlsConfig"]["serverName"] in cert["spec"]["dnsNames"]
+    assert monitor["tlsConfig"]["ca"]["secret"] == {
+        "name": cert["spec"]["secretName"],
+        "key": "ca.crt",
+    }
+    # The sidecar's reload call would be plain HTTP to localhost.
+    assert grafana["sidecar"]["dashboards"]["skipReload"] is True
+    assert [c.name for c in RELEASE.charts][0] == "grafana-tls"
+
+
 def test_grafana_has_prometheus_and_loki_with_the_uids_the_dashboards_use():
     sources = VALUES["grafana"]["datasources"]["datasources.yaml"]["datasources"]
     assert {(s["uid"], s["type"], s["url"]) for s in sources} == {

@@ -51,15 +51,15 @@ def test_applied_twice_the_second_apply_changes_nothing(kube):  # noqa: F811
             for m in first.get_asset_materialization_events()
         }
         assert changed == {
-            "monitoring": "kube-prometheus-stack, monitoring-config",
+            "monitoring": "grafana-tls, kube-prometheus-stack, monitoring-config",
             "logging": "logging",
         }
-        for chart in ("kube-prometheus-stack", "monitoring-config", "logging"):
+        for chart in ("grafana-tls", "kube-prometheus-stack", "monitoring-config", "logging"):
             job = job_of(kube, chart)
             assert job["metadata"]["ownerReferences"][0]["name"] == chart
         generations = {
             c: kube.get(HC, "HelmChart", c, CHART_NAMESPACE)["metadata"]["generation"]
-            for c in ("kube-prometheus-stack", "monitoring-config", "logging")
+            for c in ("grafana-tls", "kube-prometheus-stack", "monitoring-config", "logging")
         }
         again = run(kube, ["monitoring", "logging"], apply=True, instance=instance)
         records = "\n".join(dg.serialize_value(e) for e in instance.all_logs(again.run_id))

@@ -59,7 +59,9 @@ def test_local_plan_contacts_nothing_and_shows_every_whole_helmchart(tmp_path):
     trino = observed["trino"]["plan"].value
     assert trino.startswith("No cluster contacted")
     shown = list(yaml.safe_load_all(trino.split("```yaml\n")[1].split("```")[0]))
-    assert shown[0]["kind"] == "HelmChart" and shown[0]["spec"]["values"]["image"]["tag"] == "476"
+    assert [m["kind"] for m in shown] == ["HelmChart", "HelmChart"]
+    assert shown[1]["metadata"]["name"] == "trino"
+    assert shown[1]["spec"]["values"]["image"]["tag"] == "476"
     assert "pg-metastore" in observed["postgres"]["plan"].value  # Secrets by name and keys
     checks = {
         (c.asset_key.to_user_string(), c.check_name): c

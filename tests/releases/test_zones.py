@@ -159,6 +159,26 @@ def test_from_the_lan_only_the_gateway_and_the_s3_endpoint_answer():
     assert not c.allowed(LAN_HOST, Pod("gateway", {APP_LABEL: "other"}), 4443)
 
 
+def test_the_gateway_reaches_each_ui_only_on_the_port_it_serves_https_on():
+    # Written out by hand: the pod port behind each gateway upstream (Grafana's Service 443 is
+    # its pod's 3000; the Dagster webservers are still HTTP). Trino's plain 8080 stays open
+    # to its query clients, never to the gateway.
+    gateway = Pod("gateway", {APP_LABEL: "oauth2-proxy"})
+    hops = {
+        Pod("monitoring", {APP_LABEL: "grafana"}): 3000,
+        Pod("notebooks", {APP_LABEL: "jupyterlab"}): 8888,
+        Pod("query", {APP_LABEL: "trino"}): 8443,
+        Pod("dagster", {APP_LABEL: "dagster-webserver"}): 80,
+        Pod("nifi", {APP_LABEL: "nifi"}): 8443,
+    }
+    c = cluster(INV)
+    for backend, port in hops.items():
+        assert [p for p in TCP_PORTS if c.allowed(gateway, backend, p)] == [port], backend
+    assert c.allowed(
+        Pod("notebooks", {APP_LABEL: "jupyterlab"}), Pod("query", {APP_LABEL: "trino"}), 8080
+    )
+
+
 def test_without_nifi_no_policy_names_its_namespace():
     policies = zones.network_policies(inventory(nifi=False))
     assert not [p for p in policies if p["metadata"]["namespace"] == "nifi"]
