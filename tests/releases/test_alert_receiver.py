@@ -287,7 +287,8 @@ def test_the_monitoring_release_takes_the_receiver_from_the_settings(monkeypatch
 
     monkeypatch.setenv("PICLUSTER_ALERT_RECEIVERS", "webhook")
     release = monitoring.build(INV, other_releases=[])
-    values = release.charts[0].values["alertmanager"]
+    (stack,) = (c for c in release.charts if c.name == monitoring.CHART)
+    values = stack.values["alertmanager"]
     assert values["alertmanagerSpec"]["secrets"] == [SECRET]
     assert [r["name"] for r in values["config"]["receivers"]] == ["null", "people"]
     assert release.description.endswith(

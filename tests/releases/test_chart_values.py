@@ -198,6 +198,14 @@ KUBE_PROMETHEUS_STACK = {
     "grafana.extraSecretMounts": list,
     "grafana.extraVolumes": list,
     "grafana.extraVolumeMounts": list,
+    # Grafana over HTTPS (lan_tls): the grafana chart's values.yaml (service.port, the probes,
+    # serviceMonitor.scheme/tlsConfig) and its sidecar template (dashboards.skipReload).
+    "grafana.service.port": int,
+    "grafana.readinessProbe": dict,
+    "grafana.livenessProbe": dict,
+    "grafana.serviceMonitor.scheme": str,
+    "grafana.serviceMonitor.tlsConfig": dict,
+    "grafana.sidecar.dashboards.skipReload": bool,
     **_image("grafana.sidecar.image"),
     "grafana.sidecar.resources": dict,
     "grafana.sidecar.dashboards.enabled": bool,
@@ -364,9 +372,10 @@ def test_each_gateway_reads_its_client_secret_from_the_file_the_agent_writes(nam
     template = annotations[f"vault.hashicorp.com/agent-inject-template-{secret}"]
     assert template.startswith("{{-") and template.endswith("-}}")
     # With proxyVarsAsSecrets off the chart sets no OAUTH2_PROXY_CLIENT_SECRET of its own
-    # (deployment.yaml @7b37bf5); the cookie secret is ours, by reference.
+    # (deployment.yaml @7b37bf5); the cookie secret is ours, by reference, and the only other
+    # variable is where Go finds the LAN CA for the HTTPS upstreams.
     assert values["proxyVarsAsSecrets"] is False
-    assert [e["name"] for e in values["extraEnv"]] == ["OAUTH2_PROXY_COOKIE_SECRET"]
+    assert [e["name"] for e in values["extraEnv"]] == ["OAUTH2_PROXY_COOKIE_SECRET", "SSL_CERT_DIR"]
 
 
 @pytest.mark.parametrize("name", ["ops", "lab", "dash"])

@@ -126,7 +126,7 @@ RESTRICTED = [
         Pod("databases", {APP_LABEL: "pg-main"}),
         {
             "query/metastore",
-            "dagster/dagster-webserver",
+            "dagster/dagster",
             "dagster/other",
             "cnpg-system/cloudnative-pg",
             "monitoring/prometheus",
@@ -168,7 +168,8 @@ def test_the_gateway_reaches_each_ui_only_on_the_port_it_serves_https_on():
         Pod("monitoring", {APP_LABEL: "grafana"}): 3000,
         Pod("notebooks", {APP_LABEL: "jupyterlab"}): 8888,
         Pod("query", {APP_LABEL: "trino"}): 8443,
-        Pod("dagster", {APP_LABEL: "dagster-webserver"}): 80,
+        # Both webservers as the Dagster chart labels them (_deployment-webserver.tpl).
+        Pod("dagster", {APP_LABEL: "dagster", "component": "dagster-webserver"}): 80,
         Pod("nifi", {APP_LABEL: "nifi"}): 8443,
     }
     c = cluster(INV)
