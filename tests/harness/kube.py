@@ -399,3 +399,20 @@ def wait_until(probe, timeout_s: float, what: str, interval_s: float = 0.2):
             return last
         time.sleep(interval_s)
     raise AssertionError(f"{what} did not happen within {timeout_s:.0f}s (last: {last!r})")
+
+
+def install_crd(kube, path: Path, field_manager: str) -> None:
+    """Applies the CustomResourceDefinition in `path` and waits until the API server serves it
+    (Established): a custom resource applied before that is refused."""
+    import yaml
+
+    crd = yaml.safe_load(path.read_text())
+    kube.apply(crd, field_manager=field_manager)
+    name = crd["metadata"]["name"]
+
+    def established() -> bool:
+        live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) or {}
+        conditions = (live.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_until(established, 30, f"CRD {name} established")

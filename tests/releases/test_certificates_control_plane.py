@@ -15,7 +15,7 @@ import yaml
 from platform_assets.inventory import parse_inventory
 from platform_assets.releases import catalogue
 from tests.harness import cert_manager_dist
-from tests.harness.kube import wait_until
+from tests.harness.kube import install_crd
 
 pytestmark = pytest.mark.service
 
@@ -40,16 +40,7 @@ def kube(kube_control_plane):
     kube = kube_control_plane.resource()
     cert_manager_dist.ensure()
     for name in cert_manager_dist.CRDS:
-        crd = yaml.safe_load(cert_manager_dist.crd(name).read_text())
-        kube.apply(crd, field_manager=MANAGER)
-        full = crd["metadata"]["name"]
-
-        def established(full=full) -> bool:
-            live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", full) or {}
-            conditions = (live.get("status") or {}).get("conditions") or []
-            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-
-        wait_until(established, 30, f"CRD {full} established")
+        install_crd(kube, cert_manager_dist.crd(name), MANAGER)
     for namespace in {m["metadata"].get("namespace") for m in cert_manager_objects()} - {None}:
         kube.apply(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},

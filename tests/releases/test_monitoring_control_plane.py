@@ -15,12 +15,11 @@ import json
 
 import dagster as dg
 import pytest
-import yaml
 
 from platform_assets.releases import catalogue
 from platform_assets.releases.spec import CHART_NAMESPACE, helmcharts
 from tests.harness import prometheus_dist
-from tests.harness.kube import wait_until
+from tests.harness.kube import install_crd
 from tests.releases.test_control_plane import (  # noqa: F401 (the module's kube fixture)
     HC,
     INV,
@@ -87,16 +86,7 @@ def test_applied_twice_the_second_apply_changes_nothing(kube):  # noqa: F811
 def monitoring_crds(kube):  # noqa: F811
     prometheus_dist.ensure()
     for name in prometheus_dist.CRDS:
-        crd = yaml.safe_load(prometheus_dist.crd(name).read_text())
-        kube.apply(crd, field_manager=TEST_MANAGER)
-        full = crd["metadata"]["name"]
-
-        def established(full=full) -> bool:
-            live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", full) or {}
-            conditions = (live.get("status") or {}).get("conditions") or []
-            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-
-        wait_until(established, 30, f"CRD {full} established")
+        install_crd(kube, prometheus_dist.crd(name), TEST_MANAGER)
     kube.apply(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}},
         field_manager=TEST_MANAGER,
