@@ -139,6 +139,16 @@ class _Reader:
             return default
         return value
 
+    def matching(
+        self, name: str, pattern: re.Pattern[str], *, expected: str, default: str | None = None
+    ) -> str:
+        """A value the whole of which `pattern` matches; `expected` says what one looks like,
+        both when it is unset (and has no default) and when it does not match."""
+        value = self.text(name, default, expected=expected)
+        if not pattern.fullmatch(value):
+            raise SettingsError(f"{PREFIX}{name}={value!r} is not valid; expected {expected}.")
+        return value
+
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.text(name, default)
         if value not in choices:

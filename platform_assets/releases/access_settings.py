@@ -50,30 +50,31 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
     read = _Reader(os.environ if environ is None else environ)
     # Kept exactly as given: the gateway, OpenBao and the API server each require the ID
     # token's `iss` to equal it, and some providers' issuers end in "/" (authentik's do).
-    issuer = read.text("OIDC_ISSUER_URL", DEFAULT_ISSUER)
-    if not _URL.fullmatch(issuer):
-        raise SettingsError(
-            f"{PREFIX}OIDC_ISSUER_URL={issuer!r} is not valid; expected the provider's https "
-            "issuer URL, e.g. https://sso.example.lan/realms/picluster (no query, no spaces)."
-        )
-    client_id = read.text("OIDC_CLIENT_ID", DEFAULT_CLIENT_ID)
-    if not _CLIENT_ID.fullmatch(client_id):
-        raise SettingsError(
-            f"{PREFIX}OIDC_CLIENT_ID={client_id!r} is not valid; expected the client id the "
-            "provider issued (letters, digits, . _ : -)."
-        )
+    issuer = read.matching(
+        "OIDC_ISSUER_URL",
+        _URL,
+        default=DEFAULT_ISSUER,
+        expected="the provider's https issuer URL, e.g. https://sso.example.lan/realms/picluster "
+        "(no query, no spaces)",
+    )
+    client_id = read.matching(
+        "OIDC_CLIENT_ID",
+        _CLIENT_ID,
+        default=DEFAULT_CLIENT_ID,
+        expected="the client id the provider issued (letters, digits, . _ : -)",
+    )
     domain = read.text("GATEWAY_DOMAIN", DEFAULT_DOMAIN).lower()
     if not _DOMAIN.fullmatch(domain):
         raise SettingsError(
             f"{PREFIX}GATEWAY_DOMAIN={domain!r} is not valid; expected a DNS domain such as "
             "picluster.lan (the gateways become ops.<domain>, lab.<domain>, dash.<domain>)."
         )
-    username_claim = read.text("OIDC_USERNAME_CLAIM", DEFAULT_USERNAME_CLAIM)
-    if not _CLAIM.fullmatch(username_claim):
-        raise SettingsError(
-            f"{PREFIX}OIDC_USERNAME_CLAIM={username_claim!r} is not valid; expected the name of "
-            "an ID token claim (e.g. email, preferred_username, sub)."
-        )
+    username_claim = read.matching(
+        "OIDC_USERNAME_CLAIM",
+        _CLAIM,
+        default=DEFAULT_USERNAME_CLAIM,
+        expected="the name of an ID token claim (e.g. email, preferred_username, sub)",
+    )
     return AccessSettings(
         issuer,
         client_id,

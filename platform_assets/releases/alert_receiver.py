@@ -51,13 +51,6 @@ class AlertReceiver:
     email: Email | None
 
 
-def _address(read: _Reader, name: str) -> str:
-    value = read.text(name, expected="a mail address")
-    if not _ADDRESS.fullmatch(value):
-        raise SettingsError(f"{PREFIX}{name}={value!r} is not valid; expected a mail address.")
-    return value
-
-
 def load_alert_receiver(environ: Mapping[str, str] | None = None) -> AlertReceiver | None:
     """The receiver the settings describe, or None when `PICLUSTER_ALERT_RECEIVERS` is unset."""
     read = _Reader(os.environ if environ is None else environ)
@@ -80,8 +73,8 @@ def load_alert_receiver(environ: Mapping[str, str] | None = None) -> AlertReceiv
                 "e.g. smtp.example.org:587."
             )
         email = Email(
-            to=_address(read, "ALERT_EMAIL_TO"),
-            sender=_address(read, "ALERT_EMAIL_FROM"),
+            to=read.matching("ALERT_EMAIL_TO", _ADDRESS, expected="a mail address"),
+            sender=read.matching("ALERT_EMAIL_FROM", _ADDRESS, expected="a mail address"),
             smarthost=smarthost,
             username=read.text("ALERT_SMTP_USERNAME", ""),
         )
