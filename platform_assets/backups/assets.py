@@ -13,6 +13,7 @@ recovery without the Dagster instance all read the same truth.
 import functools
 import json
 import subprocess
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -259,16 +260,24 @@ def freshness(newest_day: str | None, at: datetime | None, now: datetime) -> tup
     return True, f"the newest verified backup ({newest_day}) is {hours:.1f} hours old"
 
 
+def freshness_check(
+    store: ObjectStore, verified_days: Iterable[str], marker_key: Callable[[str], str]
+) -> dg.AssetCheckResult:
+    """A freshness check's result: the newest of `verified_days` and when its marker
+    (`marker_key(day)` in `store`) says it verified."""
+    newest = max(verified_days, default=None)
+    at = verified_at(store, marker_key(newest)) if newest else None
+    passed, text = freshness(newest, at, datetime.now(UTC))
+    return dg.AssetCheckResult(passed=passed, description=text)
+
+
 @dg.asset_check(
     asset=postgres_dump,
     description="The newest dump that passed its restore check is at most 26 hours old.",
 )
 def postgres_dump_fresh(object_store: ObjectStore) -> dg.AssetCheckResult:
     _, verified = postgres_days(object_store)
-    newest = max(verified) if verified else None
-    at = verified_at(object_store, postgres_verified_key(newest)) if newest else None
-    passed, text = freshness(newest, at, datetime.now(UTC))
-    return dg.AssetCheckResult(passed=passed, description=text)
+    return freshness_check(object_store, verified, postgres_verified_key)
 
 
 class MirrorConfig(dg.Config):
@@ -367,11 +376,7 @@ def object_store_mirror_verified(
     description="The newest mirror night that passed its re-read check is at most 26 hours old.",
 )
 def object_store_mirror_fresh(backup_mirror: ObjectStore) -> dg.AssetCheckResult:
-    verified = mirror_verified_days(backup_mirror)
-    newest = max(verified) if verified else None
-    at = verified_at(backup_mirror, mirror_verified_key(newest)) if newest else None
-    passed, text = freshness(newest, at, datetime.now(UTC))
-    return dg.AssetCheckResult(passed=passed, description=text)
+    return freshness_check(backup_mirror, mirror_verified_days(backup_mirror), mirror_verified_key)
 
 
 @dg.asset(

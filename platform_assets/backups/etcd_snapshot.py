@@ -27,7 +27,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.backups.assets import backup_days, freshness, night_to_check
+from platform_assets.backups.assets import backup_days, freshness_check, night_to_check
 from platform_assets.backups.etcd_file import SnapshotDamaged, SnapshotStatus, read_snapshot
 from platform_assets.backups.layout import (
     etcd_manifest_key,
@@ -36,7 +36,7 @@ from platform_assets.backups.layout import (
     etcd_verified_key,
 )
 from platform_assets.backups.resources import BackupKeyResource
-from platform_assets.backups.retention import etcd_days, verified_at
+from platform_assets.backups.retention import etcd_days
 from platform_assets.backups.sealing import BackupKey, SealError, seal, unseal
 from platform_assets.backups.streams import open_stream, put_stream
 from platform_assets.core.engine import may_contact, ssh_targets
@@ -312,10 +312,7 @@ def etcd_snapshot_intact(
 )
 def etcd_snapshot_fresh(object_store: ObjectStore) -> dg.AssetCheckResult:
     _, verified = etcd_days(object_store)
-    newest = max(verified) if verified else None
-    at = verified_at(object_store, etcd_verified_key(newest)) if newest else None
-    passed, text = freshness(newest, at, datetime.now(UTC))
-    return dg.AssetCheckResult(passed=passed, description=text)
+    return freshness_check(object_store, verified, etcd_verified_key)
 
 
 def restore_command(path: str, token_file: str) -> str:
