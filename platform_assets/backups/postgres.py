@@ -280,15 +280,9 @@ def restore_check(
             )
             return outcome
         try:
-            _restore_into(pg, scratch, key, pieces, expected_sha256, expected_size, outcome)
-            if outcome.passed:
-                conn = pg.connect(scratch)
-                try:
-                    restored = count_rows(conn)
-                finally:
-                    conn.close()
-                outcome.tables, outcome.rows = len(restored), sum(restored.values())
-                outcome.problems.extend(compare_tables(key, expected_tables, restored))
+            _restore_and_compare(
+                pg, scratch, key, pieces, expected_sha256, expected_size, expected_tables, outcome
+            )
         finally:
             with admin.cursor() as cur:
                 cur.execute(
@@ -299,6 +293,30 @@ def restore_check(
     finally:
         admin.close()
     return outcome
+
+
+def _restore_and_compare(
+    pg: PlatformPostgres,
+    database: str,
+    key: str,
+    pieces: Iterable[bytes],
+    expected_sha256: str,
+    expected_size: int,
+    expected_tables: dict[str, int],
+    outcome: RestoreOutcome,
+) -> None:
+    """Restores the dump into `database` (which exists, empty) and, if that went through,
+    compares its tables' row counts with the manifest's; what differs goes to `outcome`."""
+    _restore_into(pg, database, key, pieces, expected_sha256, expected_size, outcome)
+    if not outcome.passed:
+        return
+    conn = pg.connect(database)
+    try:
+        restored = count_rows(conn)
+    finally:
+        conn.close()
+    outcome.tables, outcome.rows = len(restored), sum(restored.values())
+    outcome.problems.extend(compare_tables(key, expected_tables, restored))
 
 
 def _restore_into(
@@ -414,15 +432,9 @@ def restore_database(
                 raise BackupError(
                     f"cannot create database {target!r} on {pg.describe()}: {_first_line(exc)}"
                 ) from None
-        _restore_into(pg, target, key, pieces, expected_sha256, expected_size, outcome)
-        if outcome.passed:
-            conn = pg.connect(target)
-            try:
-                restored = count_rows(conn)
-            finally:
-                conn.close()
-            outcome.tables, outcome.rows = len(restored), sum(restored.values())
-            outcome.problems.extend(compare_tables(key, expected_tables, restored))
+        _restore_and_compare(
+            pg, target, key, pieces, expected_sha256, expected_size, expected_tables, outcome
+        )
         if not outcome.passed and not exists:
             with admin.cursor() as cur:
                 cur.execute(
