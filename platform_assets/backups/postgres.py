@@ -284,15 +284,18 @@ def restore_check(
                 pg, scratch, key, pieces, expected_sha256, expected_size, expected_tables, outcome
             )
         finally:
-            with admin.cursor() as cur:
-                cur.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(scratch)
-                    )
-                )
+            _drop_database(admin, scratch)
     finally:
         admin.close()
     return outcome
+
+
+def _drop_database(admin, name: str) -> None:
+    """Drops `name` if it is there, whoever is still connected to it (`admin`: autocommit)."""
+    from psycopg2 import sql
+
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _restore_and_compare(
@@ -436,12 +439,7 @@ def restore_database(
             pg, target, key, pieces, expected_sha256, expected_size, expected_tables, outcome
         )
         if not outcome.passed and not exists:
-            with admin.cursor() as cur:
-                cur.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(target)
-                    )
-                )
+            _drop_database(admin, target)
     finally:
         admin.close()
     return outcome
