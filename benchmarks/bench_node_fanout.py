@@ -159,60 +159,49 @@ def measure(samples: int = SAMPLES) -> dict[str, float]:
     from platform_assets.inventory import load_inventory
     from platform_assets.resources import InventoryFile, K3sToken, ssh_resource
     from resources.kubernetes import KubernetesResource
-    from tests.fake_pi.cluster import FakeCluster, machine_lock
-    from tests.harness.kube import start_control_plane
+    from tests.fake_pi.cluster import cluster_behind_control_plane
 
     compile_bytecode()
     keys = ("cli", "openssh", "python", "load", "apply", "reapply", "one", "four", "serial")
     out: dict[str, list[float]] = {k: [] for k in keys}
     counts: dict[str, int] = {}
-    with machine_lock(), tempfile.TemporaryDirectory(prefix="bench-fake-cluster-") as tmp:
-        # The fake Pis as nodes of the test control plane, as `make fake-cluster` runs them:
-        # the re-apply's cluster_ready check then asks a real API server, as on a real cluster.
-        plane, _ = start_control_plane(Path(tmp) / "control-plane", Path(tmp) / "logs")
-        cluster = FakeCluster(
-            Path(tmp) / "cluster",
-            port=None,
-            reboot_delay_s=0.5,
-            die_with_parent=True,
-            control_plane=plane,
-        )
-        cluster.up()
-        try:
-            inv = load_inventory(cluster.inventory_path)
-            resources = {
-                "inventory_file": InventoryFile(path=str(cluster.inventory_path)),
-                "ssh": ssh_resource(inv),
-                "k3s_token": K3sToken(token=TOKEN),
-                "kubernetes": KubernetesResource(kubeconfig_path=str(Path(tmp) / "kubeconfig")),
-            }
-            names = [n.name for n in inv.nodes]
-            # 1. The CLI, on nodes the in-process apply converged; then what its time is made of.
-            _materialize(resources, apply=True)
-            env = _cli_env(cluster.inventory_path, Path(tmp) / "home")
-            dg_cli = str(Path(sys.executable).parent / "dg")
-            commands = _commands_of_a_reapply(resources)
-            counts = {node: len(lines) for node, lines in commands.items()}
-            for _ in range(samples):  # alternated, so drift on the machine hits both alike
-                out["cli"].append(_timed([dg_cli, "launch", "--job", "apply_cluster"], env))
-                out["openssh"].append(_openssh_baseline(cluster, commands))
-                out["python"].append(_timed([sys.executable, "-c", "pass"], env))
-                out["load"].append(_timed([sys.executable, "-c", "import definitions"], env))
-            for i in range(samples):
-                if i:  # every first apply starts from freshly imaged nodes
-                    for name in names:
-                        cluster.stop_node(name)
-                    cluster.restart_all()
-                out["apply"].append(_materialize(resources, apply=True))
-                out["reapply"].append(_materialize(resources, apply=True))
-            # Fan-out on converged nodes; the three shapes alternate so drift hits all alike.
-            for _ in range(samples):
-                out["one"].append(_node_prep(cluster.inventory_path, names[:1], 4))
-                out["four"].append(_node_prep(cluster.inventory_path, names, 4))
-                out["serial"].append(_node_prep(cluster.inventory_path, names, 1))
-        finally:
-            cluster.down()
-            plane.stop()
+    # The fake Pis as nodes of the test control plane, as `make fake-cluster` runs them: the
+    # re-apply's cluster_ready check then asks a real API server, as on a real cluster.
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-fake-cluster-") as tmp,
+        cluster_behind_control_plane(Path(tmp)) as cluster,
+    ):
+        inv = load_inventory(cluster.inventory_path)
+        resources = {
+            "inventory_file": InventoryFile(path=str(cluster.inventory_path)),
+            "ssh": ssh_resource(inv),
+            "k3s_token": K3sToken(token=TOKEN),
+            "kubernetes": KubernetesResource(kubeconfig_path=str(Path(tmp) / "kubeconfig")),
+        }
+        names = [n.name for n in inv.nodes]
+        # 1. The CLI, on nodes the in-process apply converged; then what its time is made of.
+        _materialize(resources, apply=True)
+        env = _cli_env(cluster.inventory_path, Path(tmp) / "home")
+        dg_cli = str(Path(sys.executable).parent / "dg")
+        commands = _commands_of_a_reapply(resources)
+        counts = {node: len(lines) for node, lines in commands.items()}
+        for _ in range(samples):  # alternated, so drift on the machine hits both alike
+            out["cli"].append(_timed([dg_cli, "launch", "--job", "apply_cluster"], env))
+            out["openssh"].append(_openssh_baseline(cluster, commands))
+            out["python"].append(_timed([sys.executable, "-c", "pass"], env))
+            out["load"].append(_timed([sys.executable, "-c", "import definitions"], env))
+        for i in range(samples):
+            if i:  # every first apply starts from freshly imaged nodes
+                for name in names:
+                    cluster.stop_node(name)
+                cluster.restart_all()
+            out["apply"].append(_materialize(resources, apply=True))
+            out["reapply"].append(_materialize(resources, apply=True))
+        # Fan-out on converged nodes; the three shapes alternate so drift hits all alike.
+        for _ in range(samples):
+            out["one"].append(_node_prep(cluster.inventory_path, names[:1], 4))
+            out["four"].append(_node_prep(cluster.inventory_path, names, 4))
+            out["serial"].append(_node_prep(cluster.inventory_path, names, 1))
     medians = {k: statistics.median(v) for k, v in out.items()}
     medians["commands"] = sum(counts.values()) / max(len(counts), 1)
     medians["channels"] = sum(CHANNELS.values()) / max(len(CHANNELS), 1)

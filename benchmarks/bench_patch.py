@@ -48,22 +48,12 @@ def measure(samples: int = SAMPLES) -> list[dict]:
     from resources.kubernetes import KubernetesResource
     from resources.object_store import LocalObjectStore
     from resources.warehouse import DuckDBWarehouse
-    from tests.fake_pi.cluster import FakeCluster, machine_lock
-    from tests.harness.kube import start_control_plane
+    from tests.fake_pi.cluster import cluster_behind_control_plane
 
     histories: list[dict] = []
-    with machine_lock(), tempfile.TemporaryDirectory(prefix="bench-patch-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-patch-") as tmp:
         home = Path(tmp)
-        plane, _ = start_control_plane(home / "control-plane", home / "logs")
-        cluster = FakeCluster(
-            home / "cluster",
-            port=None,
-            reboot_delay_s=0.5,
-            die_with_parent=True,
-            control_plane=plane,
-        )
-        cluster.up()
-        try:
+        with cluster_behind_control_plane(home) as cluster:
             inv = load_inventory(cluster.inventory_path)
             (home / "store").mkdir()
             (home / "dagster").mkdir()
@@ -99,9 +89,6 @@ def measure(samples: int = SAMPLES) -> list[dict]:
                     metadata = event.asset_observation_data.asset_observation.metadata
                     if "history" in metadata:
                         histories.append(metadata["history"].value)
-        finally:
-            cluster.down()
-            plane.stop()
     return histories
 
 

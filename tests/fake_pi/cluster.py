@@ -57,6 +57,29 @@ def machine_lock() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def cluster_behind_control_plane(home: Path) -> Iterator["FakeCluster"]:
+    """Four fake Pis as nodes of a real control plane under `home`, as `make fake-cluster` runs
+    them, holding the machine's lock (for the benchmarks; the tests share the session's)."""
+    from tests.harness.kube import start_control_plane
+
+    with machine_lock():
+        plane, _ = start_control_plane(home / "control-plane", home / "logs")
+        cluster = FakeCluster(
+            home / "cluster",
+            port=None,
+            reboot_delay_s=0.5,
+            die_with_parent=True,
+            control_plane=plane,
+        )
+        try:
+            cluster.up()
+            yield cluster
+        finally:
+            cluster.down()
+            plane.stop()
+
+
 @dataclass(frozen=True)
 class FakeNodeSpec:
     name: str
