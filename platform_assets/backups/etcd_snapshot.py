@@ -27,7 +27,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.backups.assets import backup_days, freshness_check, night_to_check
+from platform_assets.backups.assets import (
+    backup_days,
+    checks_in_order,
+    freshness_check,
+    night_to_check,
+)
 from platform_assets.backups.etcd_file import SnapshotDamaged, SnapshotStatus, read_snapshot
 from platform_assets.backups.layout import (
     etcd_manifest_key,
@@ -275,7 +280,8 @@ def load_token(store: ObjectStore, key: BackupKey, manifest: dict) -> str:
     return token.strip()
 
 
-@dg.asset_check(
+ETCD_INTACT = dg.AssetCheckSpec(
+    "etcd_snapshot_intact",
     asset=etcd_snapshot,
     blocking=True,
     description="The night's snapshot unseals and matches its manifest (sha256, size), etcd's "
@@ -283,11 +289,35 @@ def load_token(store: ObjectStore, key: BackupKey, manifest: dict) -> str:
     "pages, every page reached once) with the manifest's revision and key count, and the "
     "sealed token unseals to the token the manifest names.",
 )
-def etcd_snapshot_intact(
+ETCD_FRESH = dg.AssetCheckSpec(
+    "etcd_snapshot_fresh",
+    asset=etcd_snapshot,
+    description="The newest etcd snapshot that passed its integrity check is at most 26 hours old.",
+)
+
+
+@dg.multi_asset_check(specs=[ETCD_INTACT, ETCD_FRESH], can_subset=True)
+def etcd_snapshot_checks(
+    context: dg.AssetCheckExecutionContext,
+    object_store: ObjectStore,
+    backup_key: BackupKeyResource,
+) -> Iterator[dg.AssetCheckResult]:
+    yield from checks_in_order(
+        context,
+        (ETCD_INTACT, lambda: integrity_check(context, object_store, backup_key)),
+        (
+            ETCD_FRESH,
+            lambda: freshness_check(object_store, etcd_days(object_store)[1], etcd_verified_key),
+        ),
+    )
+
+
+def integrity_check(
     context: dg.AssetCheckExecutionContext,
     object_store: ObjectStore,
     backup_key: BackupKeyResource,
 ) -> dg.AssetCheckResult:
+    """The integrity check of the night's snapshot (ETCD_INTACT)."""
     day = night_to_check(context, sorted(etcd_days(object_store)[0]))
     if day is None:
         return dg.AssetCheckResult(passed=False, description="there is no etcd snapshot to check")
@@ -306,15 +336,6 @@ def etcd_snapshot_intact(
     )
 
 
-@dg.asset_check(
-    asset=etcd_snapshot,
-    description="The newest etcd snapshot that passed its integrity check is at most 26 hours old.",
-)
-def etcd_snapshot_fresh(object_store: ObjectStore) -> dg.AssetCheckResult:
-    _, verified = etcd_days(object_store)
-    return freshness_check(object_store, verified, etcd_verified_key)
-
-
 def restore_command(path: str, token_file: str) -> str:
     """The K3s restore, as the runbook gives it (the token from a root-only file, never argv)."""
     return shlex.join(
@@ -329,4 +350,4 @@ def restore_command(path: str, token_file: str) -> str:
 
 
 ETCD_ASSETS = [etcd_snapshot]
-ETCD_CHECKS = [etcd_snapshot_intact, etcd_snapshot_fresh]
+ETCD_CHECKS = [etcd_snapshot_checks]

@@ -39,7 +39,9 @@ def test_no_verified_backup_is_not_fresh():
     assert freshness(None, None, NOW) == (False, "there is no verified backup at all")
 
 
-def test_the_checks_read_the_markers(tmp_path):
+def test_the_checks_read_the_markers(tmp_path, backup_key_env):
+    # The key is in the environment of every run (the freshness checks share a step with the
+    # integrity checks, which take it), as on the cluster.
     lake, nas = folder_stores(tmp_path)
     now = datetime.now(UTC)
     # An unverified newer night does not count; the newest verified one is 30 hours old.

@@ -17,7 +17,13 @@ from platform_assets.backups.layout import (
 from platform_assets.backups.mirror import load_index, restore_from_mirror
 from platform_assets.backups.sealing import BackupKey
 from sensors.backups import FRESHNESS_CHECKS
-from tests.backups.conftest import BACKUPS, failed_checks, resources_for, s3_store
+from tests.backups.conftest import (
+    BACKUPS,
+    check_evaluations,
+    failed_checks,
+    resources_for,
+    s3_store,
+)
 
 pytestmark = [pytest.mark.service]
 
@@ -107,6 +113,24 @@ def test_mirror_to_a_second_server_and_back(cluster, mirror, key, s3):
     assert restored.stat("compute-logs/run-1/compute.log") is None
     materialized = result.asset_materializations_for_node("object_store_mirror")[0]
     assert materialized.metadata["copied"].value == len(mirrored_keys())
+
+
+def test_the_first_night_from_the_ui_is_fresh_in_the_run_that_verified_it(cluster, mirror, key):
+    """Materializing the mirror as the UI does (the asset with every check of it) on a mirror
+    that never had a verified night: the re-read check writes the marker before the freshness
+    check reads it, so freshness passes in the same run instead of "no verified backup"."""
+    result = dg.materialize(
+        BACKUPS,
+        selection=dg.AssetSelection.assets("object_store_mirror"),
+        partition_key=NIGHT_1,
+        resources=resources_for(cluster, nas=mirror),
+        raise_on_error=False,
+    )
+    checks = check_evaluations(result)
+    assert set(checks) == {"object_store_mirror_verified", "object_store_mirror_fresh"}
+    assert checks["object_store_mirror_verified"].passed
+    assert checks["object_store_mirror_fresh"].passed, checks["object_store_mirror_fresh"]
+    assert f"({NIGHT_1}) is 0.0 hours old" in checks["object_store_mirror_fresh"].description
 
 
 def test_the_next_night_copies_only_what_changed_and_keeps_what_was_deleted(

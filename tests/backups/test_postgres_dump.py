@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_assets.backups.assets import postgres_dump_restores
+from platform_assets.backups.assets import POSTGRES_RESTORES
 from platform_assets.backups.layout import dump_key, manifest_key, postgres_verified_key
 from platform_assets.backups.postgres import PlatformPostgres, dump_database
 from platform_assets.backups.streams import open_stream, put_stream
@@ -49,7 +49,7 @@ def run_restore_check(store, pg: PlatformPostgres) -> dg.ExecuteInProcessResult:
     """The restore check alone, as running it from the UI does: it checks the newest night."""
     return dg.materialize(
         BACKUPS,
-        selection=dg.AssetSelection.checks(postgres_dump_restores),
+        selection=dg.AssetSelection.checks(POSTGRES_RESTORES.key),
         resources=resources_for(store, pg),
         raise_on_error=False,
     )
