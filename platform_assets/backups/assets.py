@@ -185,21 +185,36 @@ def night_to_check(context: dg.AssetCheckExecutionContext, nights: list[str]) ->
     return max(nights) if nights else None
 
 
-def checks_in_order(
-    context: dg.AssetCheckExecutionContext,
-    *checks: tuple[dg.AssetCheckSpec, Callable[[], dg.AssetCheckResult]],
-) -> Iterator[dg.AssetCheckResult]:
-    """The selected ones of a backup's checks, evaluated in the order given, each result named
-    for its spec.
+CheckEvaluation = Callable[[dg.AssetCheckExecutionContext], dg.AssetCheckResult]
 
-    A backup's integrity check and its freshness check are one step for this order: freshness
-    reads the marker the integrity check writes, and separate checks of one asset run in the
-    order of their names (`*_fresh` before `*_intact`), so the first backup materialized from
-    the UI would fail its freshness in the very run that verified it. The hourly freshness job
-    selects the freshness checks alone (the step is subsettable)."""
-    for spec, evaluate in checks:
-        if spec.key in context.selected_asset_check_keys:
-            yield evaluate()._replace(asset_key=spec.asset_key, check_name=spec.name)
+
+def integrity_then_freshness(
+    integrity: dg.AssetCheckSpec,
+    check_integrity: CheckEvaluation,
+    freshness: dg.AssetCheckSpec,
+    check_freshness: CheckEvaluation,
+    resources: set[str],
+) -> dg.AssetChecksDefinition:
+    """A backup's integrity check and its freshness check as one step, integrity first; each
+    runs only when selected, and each result is named for its spec.
+
+    One step for this order: freshness reads the marker the integrity check writes, and
+    separate checks of one asset run in the order of their names (`*_fresh` before
+    `*_intact`), so the first backup materialized from the UI would fail its freshness in the
+    very run that verified it. The hourly freshness job selects the freshness checks alone."""
+
+    @dg.multi_asset_check(
+        name=f"{integrity.asset_key.to_python_identifier()}_checks",
+        specs=[integrity, freshness],
+        can_subset=True,
+        required_resource_keys=resources,
+    )
+    def checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        for spec, evaluate in ((integrity, check_integrity), (freshness, check_freshness)):
+            if spec.key in context.selected_asset_check_keys:
+                yield evaluate(context)._replace(asset_key=spec.asset_key, check_name=spec.name)
+
+    return checks
 
 
 POSTGRES_RESTORES = dg.AssetCheckSpec(
@@ -215,24 +230,6 @@ POSTGRES_FRESH = dg.AssetCheckSpec(
     asset=postgres_dump,
     description="The newest dump that passed its restore check is at most 26 hours old.",
 )
-
-
-@dg.multi_asset_check(specs=[POSTGRES_RESTORES, POSTGRES_FRESH], can_subset=True)
-def postgres_dump_checks(
-    context: dg.AssetCheckExecutionContext,
-    object_store: ObjectStore,
-    platform_postgres: PlatformPostgres,
-) -> Iterator[dg.AssetCheckResult]:
-    yield from checks_in_order(
-        context,
-        (POSTGRES_RESTORES, lambda: restores_check(context, object_store, platform_postgres)),
-        (
-            POSTGRES_FRESH,
-            lambda: freshness_check(
-                object_store, postgres_days(object_store)[1], postgres_verified_key
-            ),
-        ),
-    )
 
 
 def restores_check(
@@ -386,24 +383,6 @@ MIRROR_FRESH = dg.AssetCheckSpec(
 )
 
 
-@dg.multi_asset_check(specs=[MIRROR_VERIFIED, MIRROR_FRESH], can_subset=True)
-def object_store_mirror_checks(
-    context: dg.AssetCheckExecutionContext,
-    backup_mirror: ObjectStore,
-    backup_key: BackupKeyResource,
-) -> Iterator[dg.AssetCheckResult]:
-    yield from checks_in_order(
-        context,
-        (MIRROR_VERIFIED, lambda: mirror_reread_check(context, backup_mirror, backup_key)),
-        (
-            MIRROR_FRESH,
-            lambda: freshness_check(
-                backup_mirror, mirror_verified_days(backup_mirror), mirror_verified_key
-            ),
-        ),
-    )
-
-
 def mirror_reread_check(
     context: dg.AssetCheckExecutionContext,
     backup_mirror: ObjectStore,
@@ -491,6 +470,27 @@ def backup_retention(
         }
     )
 
+
+postgres_dump_checks = integrity_then_freshness(
+    POSTGRES_RESTORES,
+    lambda c: restores_check(c, c.resources.object_store, c.resources.platform_postgres),
+    POSTGRES_FRESH,
+    lambda c: freshness_check(
+        c.resources.object_store, postgres_days(c.resources.object_store)[1], postgres_verified_key
+    ),
+    {"object_store", "platform_postgres"},
+)
+object_store_mirror_checks = integrity_then_freshness(
+    MIRROR_VERIFIED,
+    lambda c: mirror_reread_check(c, c.resources.backup_mirror, c.resources.backup_key),
+    MIRROR_FRESH,
+    lambda c: freshness_check(
+        c.resources.backup_mirror,
+        mirror_verified_days(c.resources.backup_mirror),
+        mirror_verified_key,
+    ),
+    {"backup_mirror", "backup_key"},
+)
 
 BACKUP_ASSETS = [postgres_dump, object_store_mirror, backup_retention]
 BACKUP_CHECKS = [postgres_dump_checks, object_store_mirror_checks]

@@ -29,8 +29,8 @@ import dagster as dg
 
 from platform_assets.backups.assets import (
     backup_days,
-    checks_in_order,
     freshness_check,
+    integrity_then_freshness,
     night_to_check,
 )
 from platform_assets.backups.etcd_file import SnapshotDamaged, SnapshotStatus, read_snapshot
@@ -296,22 +296,6 @@ ETCD_FRESH = dg.AssetCheckSpec(
 )
 
 
-@dg.multi_asset_check(specs=[ETCD_INTACT, ETCD_FRESH], can_subset=True)
-def etcd_snapshot_checks(
-    context: dg.AssetCheckExecutionContext,
-    object_store: ObjectStore,
-    backup_key: BackupKeyResource,
-) -> Iterator[dg.AssetCheckResult]:
-    yield from checks_in_order(
-        context,
-        (ETCD_INTACT, lambda: integrity_check(context, object_store, backup_key)),
-        (
-            ETCD_FRESH,
-            lambda: freshness_check(object_store, etcd_days(object_store)[1], etcd_verified_key),
-        ),
-    )
-
-
 def integrity_check(
     context: dg.AssetCheckExecutionContext,
     object_store: ObjectStore,
@@ -348,6 +332,16 @@ def restore_command(path: str, token_file: str) -> str:
         ]
     )
 
+
+etcd_snapshot_checks = integrity_then_freshness(
+    ETCD_INTACT,
+    lambda c: integrity_check(c, c.resources.object_store, c.resources.backup_key),
+    ETCD_FRESH,
+    lambda c: freshness_check(
+        c.resources.object_store, etcd_days(c.resources.object_store)[1], etcd_verified_key
+    ),
+    {"object_store", "backup_key"},
+)
 
 ETCD_ASSETS = [etcd_snapshot]
 ETCD_CHECKS = [etcd_snapshot_checks]
