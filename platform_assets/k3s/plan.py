@@ -16,7 +16,7 @@ from platform_assets.k3s.facts import (
     K3S_TOKEN_FILE,
 )
 from platform_assets.node_prep.facts import FIREWALL_UNIT
-from platform_assets.releases.access_settings import GROUPS_CLAIM, KUBE_API_PREFIX, AccessSettings
+from platform_assets.releases.access_settings import KUBE_API_PREFIX, AccessSettings
 
 # The arm64 binary is about 70 MB: ten minutes is 1 Mbit/s. --retry 3 may run it four times.
 K3S_DOWNLOAD_MAX_S = 600
@@ -49,7 +49,7 @@ def kube_apiserver_oidc_args(access: AccessSettings) -> list[str]:
         f"oidc-client-id={access.client_id}",
         f"oidc-username-claim={access.username_claim}",
         f"oidc-username-prefix={KUBE_API_PREFIX}",
-        f"oidc-groups-claim={GROUPS_CLAIM}",
+        f"oidc-groups-claim={access.groups_claim}",
         f"oidc-groups-prefix={KUBE_API_PREFIX}",
     ]
 

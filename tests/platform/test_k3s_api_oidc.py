@@ -33,6 +33,8 @@ from tests.harness.procs import LOOPBACK, ServiceProcess, free_port
 from tests.platform.test_planning import INV
 
 CLIENT_ID = "piclusterops"
+# Not the default `groups`: the API must read the groups from the claim the settings name.
+GROUPS_CLAIM = "picluster_groups"
 
 
 def _b64url(data: bytes) -> str:
@@ -94,7 +96,13 @@ class Issuer:
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def id_token(self, email: str, groups: list[str], audience: str = CLIENT_ID) -> str:
+    def id_token(
+        self,
+        email: str,
+        groups: list[str],
+        audience: str = CLIENT_ID,
+        groups_claim: str = GROUPS_CLAIM,
+    ) -> str:
         now = int(time.time())
         claims = {
             "iss": self.url,
@@ -102,7 +110,7 @@ class Issuer:
             "sub": email.split("@")[0],
             "email": email,
             "email_verified": True,
-            "groups": groups,
+            groups_claim: groups,
             "iat": now,
             "nbf": now - 5,
             "exp": now + 600,
@@ -167,7 +175,11 @@ def oidc_api(kube_control_plane, tmp_path_factory):
     pki = Pki(workdir / "pki")
     issuer = Issuer(pki)
     access = load_access_settings(
-        {"PICLUSTER_OIDC_ISSUER_URL": issuer.url, "PICLUSTER_OIDC_CLIENT_ID": CLIENT_ID}
+        {
+            "PICLUSTER_OIDC_ISSUER_URL": issuer.url,
+            "PICLUSTER_OIDC_CLIENT_ID": CLIENT_ID,
+            "PICLUSTER_OIDC_GROUPS_CLAIM": GROUPS_CLAIM,
+        }
     )
     config = yaml.safe_load(desired_k3s_config(INV, INV.server, access))
     oidc_flags = [f"--{arg}" for arg in config["kube-apiserver-arg"]]
@@ -269,6 +281,16 @@ def test_the_roles_bind_the_groups_as_the_api_presents_them(
     api, issuer, _ = oidc_api
     token = issuer.id_token("someone@home.example", groups)
     assert api.may(token, verb, resource, namespace) is allowed
+
+
+@pytest.mark.service
+def test_groups_in_any_other_claim_give_no_role(oidc_api):
+    api, issuer, _ = oidc_api
+    token = issuer.id_token("ada@home.example", ["picluster-admins"], groups_claim="groups")
+    status, user = api.who(token)
+    assert status == 201
+    assert user["groups"] == ["system:authenticated"]
+    assert not api.may(token, "list", "pods", "query")
 
 
 @pytest.mark.service
