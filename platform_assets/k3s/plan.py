@@ -42,11 +42,12 @@ def api_oidc(access: AccessSettings | None) -> AccessSettings | None:
 def kube_apiserver_oidc_args(access: AccessSettings) -> list[str]:
     """kube-apiserver's OIDC flags (without `--`), as K3s's `kube-apiserver-arg` takes them.
     Users and groups get KUBE_API_PREFIX, so the roles' bindings name `oidc:<group>` and no
-    provider group can be one of the API's own `system:` groups. The provider's certificate is
-    checked against the server's system roots (no `oidc-ca-file`)."""
+    provider group can be one of the API's own `system:` groups. The audience is kubectl's own
+    client, not the gateways'. The provider's certificate is checked against the server's
+    system roots (no `oidc-ca-file`)."""
     return [
         f"oidc-issuer-url={access.issuer_url}",
-        f"oidc-client-id={access.client_id}",
+        f"oidc-client-id={access.kubectl_client_id}",
         f"oidc-username-claim={access.username_claim}",
         f"oidc-username-prefix={KUBE_API_PREFIX}",
         f"oidc-groups-claim={access.groups_claim}",

@@ -47,8 +47,15 @@ class AccessSettings:
     # releases render with it for planning, but the K3s server is not pointed at it.
     provider_chosen: bool = True
     username_claim: str = DEFAULT_USERNAME_CLAIM  # the ID token claim the API's username is
+    # kubectl's own client (public: PKCE, no secret), the audience the Kubernetes API requires
+    # of a token; "" means the gateways' client_id.
+    kubectl_client_id: str = ""
     groups_claim: str = DEFAULT_GROUPS_CLAIM  # the ID token claim listing the person's groups
     groups_scope: str = DEFAULT_GROUPS_CLAIM  # the scope every login asks for, to get it
+
+    def __post_init__(self):
+        if not self.kubectl_client_id:
+            object.__setattr__(self, "kubectl_client_id", self.client_id)
 
     def host(self, gateway: str) -> str:
         return f"{gateway}.{self.domain}"
@@ -70,6 +77,21 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
         _CLIENT_ID,
         default=DEFAULT_CLIENT_ID,
         expected="the client id the provider issued (letters, digits, . _ : -)",
+    )
+    # The gateways' client is confidential (its secret is in OpenBao); kubectl on a laptop
+    # cannot keep a secret, so it gets a public client of its own. Unset, the gateways' id
+    # stands in (as before the setting existed); set but empty is a mistake, not "unset".
+    if read.blank("OIDC_KUBECTL_CLIENT_ID"):
+        raise SettingsError(
+            f"{PREFIX}OIDC_KUBECTL_CLIENT_ID is set but empty; expected the client id of "
+            f"kubectl's public (PKCE) client at the provider, or unset it to use "
+            f"{PREFIX}OIDC_CLIENT_ID's."
+        )
+    kubectl_client_id = read.matching(
+        "OIDC_KUBECTL_CLIENT_ID",
+        _CLIENT_ID,
+        default=client_id,
+        expected="the client id of kubectl's public (PKCE) client (letters, digits, . _ : -)",
     )
     domain = read.text("GATEWAY_DOMAIN", DEFAULT_DOMAIN).lower()
     if not _DOMAIN.fullmatch(domain):
@@ -105,6 +127,7 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
         domain,
         provider_chosen=read.raw("OIDC_ISSUER_URL") is not None,
         username_claim=username_claim,
+        kubectl_client_id=kubectl_client_id,
         groups_claim=groups_claim,
         groups_scope=groups_scope,
     )

@@ -362,6 +362,13 @@ BAD_SETTINGS = [
     ({"PICLUSTER_OIDC_GROUPS_CLAIM": "realm_access.roles"}, "PICLUSTER_OIDC_GROUPS_CLAIM"),
     ({"PICLUSTER_OIDC_GROUPS_CLAIM": "https://pi/groups"}, "PICLUSTER_OIDC_GROUPS_CLAIM"),
     ({"PICLUSTER_OIDC_GROUPS_SCOPE": "groups profile"}, "PICLUSTER_OIDC_GROUPS_SCOPE"),
+    # Set but empty would otherwise quietly mean the gateways' client.
+    ({"PICLUSTER_OIDC_KUBECTL_CLIENT_ID": ""}, "PICLUSTER_OIDC_KUBECTL_CLIENT_ID is set but empty"),
+    (
+        {"PICLUSTER_OIDC_KUBECTL_CLIENT_ID": " \t"},
+        "PICLUSTER_OIDC_KUBECTL_CLIENT_ID is set but empty",
+    ),
+    ({"PICLUSTER_OIDC_KUBECTL_CLIENT_ID": "kube ctl"}, "PICLUSTER_OIDC_KUBECTL_CLIENT_ID"),
 ]
 
 
