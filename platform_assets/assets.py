@@ -271,8 +271,8 @@ def _k3s_step(run: StepRun, role: str, key: str) -> StepReport:
     if role == "server":
         provider = api_oidc(access)
         extra["api_oidc"] = (
-            f"people log in with {provider.issuer_url} (client {provider.client_id}); their "
-            "groups reach RBAC as oidc:<group>"
+            f"people log in with {provider.issuer_url} (kubectl's client "
+            f"{provider.kubectl_client_id}); their groups reach RBAC as oidc:<group>"
             if provider
             else "off: PICLUSTER_OIDC_ISSUER_URL is not set, so the API takes only "
             "certificates (the admin kubeconfig)"

@@ -131,6 +131,12 @@ class _Reader:
             return None
         return value.strip()
 
+    def blank(self, name: str) -> bool:
+        """Set, but to nothing or whitespace, which `raw` reads as unset: for a setting whose
+        default would silently stand in for a value someone meant to give."""
+        value = self.environ.get(PREFIX + name)
+        return value is not None and value.strip() == ""
+
     def text(self, name: str, default: str | None = None, *, expected: str = "a value") -> str:
         value = self.raw(name)
         if value is None:

@@ -16,7 +16,7 @@ from platform_assets.k3s.facts import (
     K3S_TOKEN_FILE,
 )
 from platform_assets.node_prep.facts import FIREWALL_UNIT
-from platform_assets.releases.access_settings import GROUPS_CLAIM, KUBE_API_PREFIX, AccessSettings
+from platform_assets.releases.access_settings import KUBE_API_PREFIX, AccessSettings
 
 # The arm64 binary is about 70 MB: ten minutes is 1 Mbit/s. --retry 3 may run it four times.
 K3S_DOWNLOAD_MAX_S = 600
@@ -42,14 +42,15 @@ def api_oidc(access: AccessSettings | None) -> AccessSettings | None:
 def kube_apiserver_oidc_args(access: AccessSettings) -> list[str]:
     """kube-apiserver's OIDC flags (without `--`), as K3s's `kube-apiserver-arg` takes them.
     Users and groups get KUBE_API_PREFIX, so the roles' bindings name `oidc:<group>` and no
-    provider group can be one of the API's own `system:` groups. The provider's certificate is
-    checked against the server's system roots (no `oidc-ca-file`)."""
+    provider group can be one of the API's own `system:` groups. The audience is kubectl's own
+    client, not the gateways'. The provider's certificate is checked against the server's
+    system roots (no `oidc-ca-file`)."""
     return [
         f"oidc-issuer-url={access.issuer_url}",
-        f"oidc-client-id={access.client_id}",
+        f"oidc-client-id={access.kubectl_client_id}",
         f"oidc-username-claim={access.username_claim}",
         f"oidc-username-prefix={KUBE_API_PREFIX}",
-        f"oidc-groups-claim={GROUPS_CLAIM}",
+        f"oidc-groups-claim={access.groups_claim}",
         f"oidc-groups-prefix={KUBE_API_PREFIX}",
     ]
 

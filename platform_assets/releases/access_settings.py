@@ -24,9 +24,15 @@ _URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 _CLAIM = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,99}")
 DEFAULT_USERNAME_CLAIM = "email"
-# The claim the provider lists a person's groups in: the roles (roles.py), Grafana's role
-# mapping and OpenBao's logins all read this one.
-GROUPS_CLAIM = "groups"
+# The claim the provider lists a person's groups in, and the scope that asks for it: the
+# gateways, OpenBao's logins, Grafana's role mapping and the Kubernetes API all read this one.
+DEFAULT_GROUPS_CLAIM = "groups"
+# A top-level claim's plain name, which every one of them reads as the same claim: no "."
+# (oauth2-proxy reads `a.b` as the path into nested claims, the API server as a literal name)
+# and no "/" (OpenBao reads a leading one as a JSON pointer).
+_GROUPS_CLAIM = re.compile(r"[A-Za-z_][A-Za-z0-9_:-]{0,99}")
+# An OAuth scope-token (RFC 6749 §3.3): printable ASCII but space, `"` and `\`.
+_SCOPE = re.compile(r"[!#-\[\]-~]{1,100}")
 # What the Kubernetes API puts before a provider's user and group names. Without it a group
 # named `system:masters` at the provider would be the API's own superuser group.
 KUBE_API_PREFIX = "oidc:"
@@ -41,6 +47,15 @@ class AccessSettings:
     # releases render with it for planning, but the K3s server is not pointed at it.
     provider_chosen: bool = True
     username_claim: str = DEFAULT_USERNAME_CLAIM  # the ID token claim the API's username is
+    # kubectl's own client (public: PKCE, no secret), the audience the Kubernetes API requires
+    # of a token; "" means the gateways' client_id.
+    kubectl_client_id: str = ""
+    groups_claim: str = DEFAULT_GROUPS_CLAIM  # the ID token claim listing the person's groups
+    groups_scope: str = DEFAULT_GROUPS_CLAIM  # the scope every login asks for, to get it
+
+    def __post_init__(self):
+        if not self.kubectl_client_id:
+            object.__setattr__(self, "kubectl_client_id", self.client_id)
 
     def host(self, gateway: str) -> str:
         return f"{gateway}.{self.domain}"
@@ -63,6 +78,21 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
         default=DEFAULT_CLIENT_ID,
         expected="the client id the provider issued (letters, digits, . _ : -)",
     )
+    # The gateways' client is confidential (its secret is in OpenBao); kubectl on a laptop
+    # cannot keep a secret, so it gets a public client of its own. Unset, the gateways' id
+    # stands in (as before the setting existed); set but empty is a mistake, not "unset".
+    if read.blank("OIDC_KUBECTL_CLIENT_ID"):
+        raise SettingsError(
+            f"{PREFIX}OIDC_KUBECTL_CLIENT_ID is set but empty; expected the client id of "
+            f"kubectl's public (PKCE) client at the provider, or unset it to use "
+            f"{PREFIX}OIDC_CLIENT_ID's."
+        )
+    kubectl_client_id = read.matching(
+        "OIDC_KUBECTL_CLIENT_ID",
+        _CLIENT_ID,
+        default=client_id,
+        expected="the client id of kubectl's public (PKCE) client (letters, digits, . _ : -)",
+    )
     domain = read.text("GATEWAY_DOMAIN", DEFAULT_DOMAIN).lower()
     if not _DOMAIN.fullmatch(domain):
         raise SettingsError(
@@ -75,10 +105,29 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
         default=DEFAULT_USERNAME_CLAIM,
         expected="the name of an ID token claim (e.g. email, preferred_username, sub)",
     )
+    groups_claim = read.matching(
+        "OIDC_GROUPS_CLAIM",
+        _GROUPS_CLAIM,
+        default=DEFAULT_GROUPS_CLAIM,
+        expected="the name of the top-level ID token claim listing a person's groups, e.g. "
+        "groups or cognito:groups (letters, digits, _ : -; no '.' or '/', which the gateway "
+        "and OpenBao would read as a path into nested claims)",
+    )
+    # Most providers name the scope after the claim (Dex, Keycloak's usual client scope,
+    # authentik, Authelia); others give the claim under another scope, or under `profile`.
+    groups_scope = read.matching(
+        "OIDC_GROUPS_SCOPE",
+        _SCOPE,
+        default=groups_claim,
+        expected="one OAuth scope, e.g. groups or profile (no spaces or quotes)",
+    )
     return AccessSettings(
         issuer,
         client_id,
         domain,
         provider_chosen=read.raw("OIDC_ISSUER_URL") is not None,
         username_claim=username_claim,
+        kubectl_client_id=kubectl_client_id,
+        groups_claim=groups_claim,
+        groups_scope=groups_scope,
     )

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from platform_assets.releases.spec import AdminSecret
 from resources.settings import PREFIX, SettingsError, _Reader
 
 KINDS = ("webhook", "email")
@@ -89,6 +90,27 @@ def secret_keys(receiver: AlertReceiver | None) -> tuple[str, ...]:
     if receiver.email and receiver.email.username:
         keys.append(SMTP_PASSWORD_KEY)
     return tuple(keys)
+
+
+def admin_secrets(receiver: AlertReceiver | None, namespace: str) -> tuple[AdminSecret, ...]:
+    """The Secret the release must find before it plans or applies; () when none is needed."""
+    keys = secret_keys(receiver)
+    if not keys:
+        return ()
+    what = {WEBHOOK_URL_KEY: "the webhook URL", SMTP_PASSWORD_KEY: "the SMTP password"}
+    needs = {
+        WEBHOOK_URL_KEY: f"{PREFIX}ALERT_RECEIVERS=webhook",
+        SMTP_PASSWORD_KEY: f"mail with {PREFIX}ALERT_SMTP_USERNAME",
+    }
+    return (
+        AdminSecret(
+            name=SECRET,
+            namespace=namespace,
+            keys=tuple((k, what[k]) for k in keys),
+            needed_by=" and ".join(needs[k] for k in keys),
+            guide="docs/monitoring.md, 'Where alerts go'",
+        ),
+    )
 
 
 def _people(receiver: AlertReceiver) -> dict:

@@ -16,7 +16,7 @@ import dagster as dg
 
 from platform_assets.assets import InventoryFile
 from platform_assets.inventory import Inventory
-from platform_assets.releases import capacity, catalogue, cluster, readiness
+from platform_assets.releases import capacity, catalogue, cluster, readiness, secrets
 from platform_assets.releases.spec import (
     HELMCHART_API,
     RELEASE_LABEL,
@@ -232,6 +232,8 @@ def build_release_assets(inv: Inventory) -> dg.AssetsDefinition:
         offline = cluster.no_cluster(kubernetes)
         if config.apply and offline:
             raise dg.Failure(f"releases: cannot apply: {offline}")
+        if not offline:
+            _require_admin_secrets(kubernetes, selected)
         not_ready: list[str] = []
         for release in selected:
             manifests = helmcharts(release)
@@ -291,6 +293,21 @@ def build_release_assets(inv: Inventory) -> dg.AssetsDefinition:
             )
 
     return releases
+
+
+def _require_admin_secrets(kube, selected: list[Release]) -> None:
+    """Before anything is planned or applied: the Secrets only an admin can make exist with the
+    keys their releases need (key names only, never a value), so a release is refused now
+    rather than its pods waiting and release_ready failing after the apply."""
+    try:
+        problems = secrets.admin_secret_problems(kube, selected)
+    except (KubeconfigMissing, ClusterUnreachable) as exc:
+        raise dg.Failure(f"releases: {exc}") from None
+    if problems:
+        raise dg.Failure(
+            description="a Secret only an admin can make is missing or incomplete; nothing was "
+            "planned or applied:\n" + "\n".join(f"- {p}" for p in problems)
+        )
 
 
 def _apply(context, kube, release: Release, manifests: list[dict], config: ReleaseConfig):

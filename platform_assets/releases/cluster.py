@@ -75,6 +75,12 @@ def offline_markdown(release: Release, manifests: list[dict], shown_secrets: lis
             "Secrets it reads (generated once at the first apply; keys only, never values):\n"
         )
         text.append(f"```yaml\n{to_yaml(shown_secrets)}```\n")
+    for s in release.admin_secrets:
+        text.append(
+            f"Secret `{s.namespace}/{s.name}`, made by an admin, must hold "
+            f"{', '.join(f'`{k}`' for k, _ in s.keys)} ({s.needed_by}; {s.guide}): checked "
+            "before a plan or an apply that reaches the cluster.\n"
+        )
     return "\n".join(text)
 
 

@@ -444,6 +444,7 @@ def build(inv: Inventory, *, other_releases: list[Release]) -> Release:
     # nothing, so metrics and alerts never wait on another release (cert_manager applies
     # earlier in the catalogue's order anyway).
     grafana_tls = Chart(name="grafana-tls", manifests=(GRAFANA_CERTIFICATE,))
+    receiver = alert_receiver.load_alert_receiver()
     release = Release(
         name="monitoring",
         namespace=NAMESPACE,
@@ -451,7 +452,7 @@ def build(inv: Inventory, *, other_releases: list[Release]) -> Release:
         f"{PROMETHEUS_IMAGE.tag}, {SCRAPE_INTERVAL} scrapes, {RETENTION_SIZE} kept; "
         "Alertmanager; node_exporter on every node; Grafana with the platform's dashboards), "
         "the platform's alert rules and the Pushgateway Dagster's asset-check results reach "
-        "it through. " + alert_receiver.describe(alert_receiver.load_alert_receiver()),
+        "it through. " + alert_receiver.describe(receiver),
         # The config chart's manifests hold the rules, which name this release's charts: it
         # is filled in below.
         charts=(grafana_tls, stack, Chart(name="monitoring-config")),
@@ -487,6 +488,8 @@ def build(inv: Inventory, *, other_releases: list[Release]) -> Release:
                 username="admin",
             ),
         ),
+        # Without it Alertmanager's pod would wait for the Secret and release_ready fail late.
+        admin_secrets=alert_receiver.admin_secrets(receiver, NAMESPACE),
     )
     config = Chart(name="monitoring-config", manifests=config_manifests([*other_releases, release]))
     return dataclasses.replace(release, charts=(grafana_tls, stack, config))

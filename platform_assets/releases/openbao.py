@@ -18,10 +18,11 @@ root token of that first start is revoked by OpenBao itself; nobody ever holds o
 """
 
 import json
+import re
 
 from platform_assets.inventory import Inventory
 from platform_assets.releases import roles
-from platform_assets.releases.access_settings import load_access_settings
+from platform_assets.releases.access_settings import AccessSettings, load_access_settings
 from platform_assets.releases.spec import (
     Chart,
     Container,
@@ -62,6 +63,7 @@ OIDC_ENV = "BAO_OIDC_CLIENT_SECRET"
 # Fail (a pod that needs a secret never starts without it) without touching any other pod.
 INJECT_LABEL = {"picluster.io/inject-secrets": "true"}
 CLI_REDIRECT = "http://localhost:8250/oidc/callback"  # `bao login -method=oidc`
+_HCL_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 # Platform pods that read from OpenBao: (kubernetes auth role, service accounts, policy paths).
 SERVICE_LOGINS = {
@@ -72,9 +74,15 @@ SERVICE_LOGINS = {
 }
 
 
+def _hcl_key(key: str) -> str:
+    # A bound claim's name may be no HCL identifier (cognito:groups): such a key is quoted.
+    return key if _HCL_IDENTIFIER.fullmatch(key) else json.dumps(key)
+
+
 def _hcl_value(value) -> str:
     if isinstance(value, dict):
-        return "{ " + " ".join(f"{k} = {_hcl_value(v)}" for k, v in value.items()) + " }"
+        items = " ".join(f"{_hcl_key(k)} = {_hcl_value(v)}" for k, v in value.items())
+        return "{ " + items + " }"
     return json.dumps(value)  # strings, numbers, booleans and lists are valid HCL as JSON
 
 
@@ -87,7 +95,7 @@ def _request(name: str, path: str, data: dict) -> str:
     )
 
 
-def initialize_stanza(issuer_url: str, client_id: str) -> str:
+def initialize_stanza(access: AccessSettings) -> str:
     """OpenBao's self-initialization, from the roles table and SERVICE_LOGINS."""
     requests = [
         _request("kv", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}),
@@ -122,8 +130,8 @@ def initialize_stanza(issuer_url: str, client_id: str) -> str:
             "oidc-auth-config",
             "auth/oidc/config",
             {
-                "oidc_discovery_url": issuer_url,
-                "oidc_client_id": client_id,
+                "oidc_discovery_url": access.issuer_url,
+                "oidc_client_id": access.client_id,
                 # Read from the server's environment (the person-made Secret), never rendered.
                 "oidc_client_secret": {
                     "eval_type": "string",
@@ -150,9 +158,9 @@ def initialize_stanza(issuer_url: str, client_id: str) -> str:
                 {
                     "role_type": "oidc",
                     "user_claim": "sub",
-                    "groups_claim": "groups",
-                    "oidc_scopes": ["groups"],
-                    "bound_claims": {"groups": [r.group]},
+                    "groups_claim": access.groups_claim,
+                    "oidc_scopes": [access.groups_scope],
+                    "bound_claims": {access.groups_claim: [r.group]},
                     "allowed_redirect_uris": [CLI_REDIRECT],
                     "token_policies": [r.name],
                     "token_ttl": "8h",
@@ -162,7 +170,7 @@ def initialize_stanza(issuer_url: str, client_id: str) -> str:
     return 'initialize "platform" {\n' + "\n".join(requests) + "\n}\n"
 
 
-def server_config(issuer_url: str, client_id: str) -> str:
+def server_config(access: AccessSettings) -> str:
     """The server's HCL: one raft node, the static seal, metrics, self-initialization."""
     return (
         "ui = false\n"
@@ -177,11 +185,11 @@ def server_config(issuer_url: str, client_id: str) -> str:
         'service_registration "kubernetes" {}\n'
         f'seal "static" {{\n  current_key_id = "piclusterops-1"\n  current_key = "env://{SEAL_ENV}"\n}}\n'
         'telemetry {\n  prometheus_retention_time = "30s"\n  disable_hostname = true\n}\n'
-        + initialize_stanza(issuer_url, client_id)
+        + initialize_stanza(access)
     )
 
 
-def chart_values(issuer_url: str, client_id: str) -> dict:
+def chart_values(access: AccessSettings) -> dict:
     def image(img: Image) -> dict:
         return {
             "registry": img.repository.split("/", 1)[0],
@@ -218,7 +226,7 @@ def chart_values(issuer_url: str, client_id: str) -> dict:
             "ha": {
                 "enabled": True,
                 "replicas": 1,
-                "raft": {"enabled": True, "config": server_config(issuer_url, client_id)},
+                "raft": {"enabled": True, "config": server_config(access)},
                 # With one replica the chart's budget allows 0 unavailable: every drain of
                 # the node would wait on it forever (the rolling patch never forces).
                 "disruptionBudget": {"enabled": False},
@@ -245,7 +253,7 @@ def secrets(inv: Inventory) -> Release:
                 chart="openbao",
                 version=CHART_VERSION,
                 owns_data=True,  # its raft volume: a reinstall would delete every secret
-                values=chart_values(access.issuer_url, access.client_id),
+                values=chart_values(access),
             ),
         ),
         workloads=(

@@ -3,15 +3,16 @@ access is generated: Kubernetes ClusterRoles and bindings (the `access_roles` re
 gateway each role may pass (gateway.py), Grafana's role mapping, the Dagster webserver each
 reaches, and the OpenBao policies and login roles (openbao.py).
 
-A person is in a role by being in its group at the OIDC provider (the `groups` claim); the
-table never names a person. What each role can do, and how to log in: docs/roles/.
+A person is in a role by being in its group at the OIDC provider (its groups claim,
+`PICLUSTER_OIDC_GROUPS_CLAIM`); the table never names a person. What each role can do, and how
+to log in: docs/roles/.
 """
 
 import json
 from dataclasses import dataclass
 
 from platform_assets.inventory import Inventory
-from platform_assets.releases.access_settings import KUBE_API_PREFIX
+from platform_assets.releases.access_settings import KUBE_API_PREFIX, load_access_settings
 from platform_assets.releases.spec import Chart, Release
 
 LABELS = {"app.kubernetes.io/managed-by": "piclusterops"}
@@ -36,7 +37,7 @@ RESTRICTED_NAMESPACES = ("databases", "secrets")
 @dataclass(frozen=True)
 class Role:
     name: str
-    group: str  # the OIDC `groups` claim value that puts a person in this role
+    group: str  # the value of the OIDC groups claim that puts a person in this role
     summary: str
     # Kubernetes: read the cluster's objects; also logs and ConfigMaps; the workspace rights
     # in DEV_WORKSPACE; everything (admin).
@@ -239,20 +240,23 @@ def access_roles(inv: Inventory) -> Release:
 # --- Grafana -----------------------------------------------------------------------------------
 
 
-def grafana_role_attribute_path() -> str:
+def grafana_role_attribute_path(groups_claim: str) -> str:
     """Grafana's `auth.generic_oauth.role_attribute_path` (JMESPath over the ID token's claims):
     the most privileged role whose group the person is in; anyone else is refused
     (`role_attribute_strict`)."""
     ordered = sorted(ROLES, key=lambda r: ("Admin", "Editor", "Viewer").index(r.grafana))
-    terms = [f"contains(groups[*], '{r.group}') && '{r.grafana}'" for r in ordered]
+    # Quoted (a JSON string is a JMESPath quoted identifier): a claim such as cognito:groups
+    # is no bare identifier.
+    claim = json.dumps(groups_claim)
+    terms = [f"contains({claim}[*], '{r.group}') && '{r.grafana}'" for r in ordered]
     return " || ".join(terms)
 
 
 def grafana_role_settings() -> dict:
     """The role mapping of Grafana's `grafana.ini` `auth.generic_oauth` section, for the
-    monitoring release to merge beside its provider's URLs."""
+    monitoring release to merge beside its provider's URLs (the groups claim from settings)."""
     return {
-        "role_attribute_path": grafana_role_attribute_path(),
+        "role_attribute_path": grafana_role_attribute_path(load_access_settings().groups_claim),
         "role_attribute_strict": True,
         "allow_assign_grafana_admin": False,
     }

@@ -7,15 +7,20 @@ A copied Secret holds what the applying process itself has (its settings, its SS
 person set up on the laptop), rewritten on every apply.
 The values exist only in this process's memory between reading and writing them: they are
 never returned, logged, diffed (a dry-run diff of a Secret would print its data) or recorded.
+
+A Secret only an admin makes (`AdminSecret`) is never written here: before a plan or an apply
+its keys are checked, by name, and what is missing is refused with the command that makes it.
 """
 
 import base64
+import json
 import secrets
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from platform_assets.releases.spec import (
     FIELD_MANAGER,
+    AdminSecret,
     GeneratedSecret,
     Release,
     secret_manifests,
@@ -150,3 +155,50 @@ def namespaces(release: Release) -> list[dict]:
     namespace too, but the Secrets must exist before its pods start)."""
     names = sorted({ns for s in release.secrets for ns in s.namespaces})
     return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}} for name in names]
+
+
+def key_names(kube, name: str, namespace: str) -> set[str] | None:
+    """The names of a Secret's keys, or None when it does not exist. The API sends the values
+    along (no request returns the keys alone): they are dropped here, unread."""
+    live = kube.get("v1", "Secret", name, namespace)
+    return None if live is None else set(live.get("data") or {})
+
+
+def _create_command(secret: AdminSecret) -> str:
+    literals = " ".join(f"--from-literal={k}='<{what}>'" for k, what in secret.keys)
+    return f"kubectl -n {secret.namespace} create secret generic {secret.name} {literals}"
+
+
+def _add_command(secret: AdminSecret, missing: list[str]) -> str:
+    what = dict(secret.keys)
+    patch = json.dumps({"stringData": {k: f"<{what[k]}>" for k in missing}})
+    return f"kubectl -n {secret.namespace} patch secret {secret.name} --type=merge -p '{patch}'"
+
+
+def admin_secret_problems(kube, releases: Iterable[Release]) -> list[str]:
+    """What the releases' admin-made Secrets lack, one message each naming the release, the
+    Secret, its namespace, the missing keys and the kubectl command (placeholders only) that
+    fixes it; [] when every one is complete."""
+    problems = []
+    for release in releases:
+        for secret in release.admin_secrets:
+            where = f"{release.name}: Secret {secret.namespace}/{secret.name}"
+            held = key_names(kube, secret.name, secret.namespace)
+            needed = [k for k, _ in secret.keys]
+            if held is None:
+                namespace = kube.get("v1", "Namespace", secret.namespace)
+                first = "" if namespace else f"kubectl create namespace {secret.namespace} && "
+                problems.append(
+                    f"{where} does not exist; {secret.needed_by} needs it with the keys "
+                    f"{', '.join(needed)} ({secret.guide}). An admin creates it:\n"
+                    f"  {first}{_create_command(secret)}"
+                )
+                continue
+            missing = [k for k in needed if k not in held]
+            if missing:
+                problems.append(
+                    f"{where} lacks the keys {', '.join(missing)}, which {secret.needed_by} "
+                    f"needs ({secret.guide}). An admin adds them:\n"
+                    f"  {_add_command(secret, missing)}"
+                )
+    return problems

@@ -156,6 +156,19 @@ class GeneratedSecret:
 
 
 @dataclass(frozen=True)
+class AdminSecret:
+    """A Secret only an admin can make, because the platform cannot know what it holds (a
+    webhook's URL, a mail password). A release plans or applies only once it exists with
+    every key listed; only the names of its keys are ever read."""
+
+    name: str
+    namespace: str
+    keys: tuple[tuple[str, str], ...]  # (key, what its value is), e.g. ("webhook-url", "...")
+    needed_by: str  # the settings that need it, e.g. PICLUSTER_ALERT_RECEIVERS=webhook
+    guide: str  # where the docs say what goes in it
+
+
+@dataclass(frozen=True)
 class Release:
     """A platform release: one asset, applied in `needs` order."""
 
@@ -166,6 +179,7 @@ class Release:
     description: str
     needs: tuple[str, ...] = ()  # releases it runs on (asset deps)
     secrets: tuple[GeneratedSecret, ...] = ()
+    admin_secrets: tuple[AdminSecret, ...] = ()  # checked before a plan or an apply
     # Applied directly, before the charts, after the Secrets: what the release's pods read at
     # start (ConfigMaps), so they exist before any pod does. Never in a chart as well (Helm
     # refuses to install over an object it does not own).

@@ -1,7 +1,8 @@
 """The K3s server's OIDC flags on a real kube-apiserver (v1.34, the K3s pin's minor): a second API
 server on the session's etcd (its own key prefix) started with exactly the `kube-apiserver-arg`
 list `desired_k3s_config` writes, and a real HTTPS OIDC issuer on loopback. A person's ID token
-then logs in, and the roles' bindings (roles.py) apply to the groups as the API presents them.
+for kubectl's client then logs in (one for the gateways' client does not), and the roles'
+bindings (roles.py) apply to the groups as the API presents them.
 
 K3s itself cannot run here (no containers, no root-owned node); K3s hands each
 `kube-apiserver-arg` value to its embedded kube-apiserver as `--<value>`, which is what this
@@ -32,7 +33,11 @@ from tests.harness.kube_pki import Pki
 from tests.harness.procs import LOOPBACK, ServiceProcess, free_port
 from tests.platform.test_planning import INV
 
-CLIENT_ID = "piclusterops"
+GATEWAY_CLIENT_ID = "piclusterops"
+# kubectl's own public client: the audience the API requires, when it differs from the gateways'.
+KUBECTL_CLIENT_ID = "picluster-kubectl"
+# Not the default `groups`: the API must read the groups from the claim the settings name.
+GROUPS_CLAIM = "picluster_groups"
 
 
 def _b64url(data: bytes) -> str:
@@ -94,7 +99,13 @@ class Issuer:
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def id_token(self, email: str, groups: list[str], audience: str = CLIENT_ID) -> str:
+    def id_token(
+        self,
+        email: str,
+        groups: list[str],
+        audience: str = KUBECTL_CLIENT_ID,
+        groups_claim: str = GROUPS_CLAIM,
+    ) -> str:
         now = int(time.time())
         claims = {
             "iss": self.url,
@@ -102,7 +113,7 @@ class Issuer:
             "sub": email.split("@")[0],
             "email": email,
             "email_verified": True,
-            "groups": groups,
+            groups_claim: groups,
             "iat": now,
             "nbf": now - 5,
             "exp": now + 600,
@@ -167,7 +178,12 @@ def oidc_api(kube_control_plane, tmp_path_factory):
     pki = Pki(workdir / "pki")
     issuer = Issuer(pki)
     access = load_access_settings(
-        {"PICLUSTER_OIDC_ISSUER_URL": issuer.url, "PICLUSTER_OIDC_CLIENT_ID": CLIENT_ID}
+        {
+            "PICLUSTER_OIDC_ISSUER_URL": issuer.url,
+            "PICLUSTER_OIDC_CLIENT_ID": GATEWAY_CLIENT_ID,
+            "PICLUSTER_OIDC_KUBECTL_CLIENT_ID": KUBECTL_CLIENT_ID,
+            "PICLUSTER_OIDC_GROUPS_CLAIM": GROUPS_CLAIM,
+        }
     )
     config = yaml.safe_load(desired_k3s_config(INV, INV.server, access))
     oidc_flags = [f"--{arg}" for arg in config["kube-apiserver-arg"]]
@@ -269,6 +285,28 @@ def test_the_roles_bind_the_groups_as_the_api_presents_them(
     api, issuer, _ = oidc_api
     token = issuer.id_token("someone@home.example", groups)
     assert api.may(token, verb, resource, namespace) is allowed
+
+
+@pytest.mark.service
+def test_groups_in_any_other_claim_give_no_role(oidc_api):
+    api, issuer, _ = oidc_api
+    token = issuer.id_token("ada@home.example", ["picluster-admins"], groups_claim="groups")
+    status, user = api.who(token)
+    assert status == 201
+    assert user["groups"] == ["system:authenticated"]
+    assert not api.may(token, "list", "pods", "query")
+
+
+@pytest.mark.service
+def test_a_token_for_kubectls_client_logs_in_and_one_only_for_the_gateways_does_not(oidc_api):
+    api, issuer, flags = oidc_api
+    assert f"--oidc-client-id={KUBECTL_CLIENT_ID}" in flags
+    kubectl = issuer.id_token("ada@home.example", ["picluster-admins"], audience=KUBECTL_CLIENT_ID)
+    assert api.who(kubectl)[0] == 201
+    assert api.may(kubectl, "get", "secrets", "databases")
+    # A gateway's token (its client is confidential, its secret in OpenBao) is no kubectl login.
+    gateway = issuer.id_token("ada@home.example", ["picluster-admins"], audience=GATEWAY_CLIENT_ID)
+    assert api.who(gateway)[0] == 401
 
 
 @pytest.mark.service

@@ -336,6 +336,20 @@ def test_the_server_api_trusts_the_chosen_oidc_provider_with_prefixed_names():
     assert "kube-apiserver-arg" not in agent
 
 
+def test_the_api_takes_kubectls_own_client_as_audience_and_the_gateways_when_it_has_none():
+    assert PROVIDER.kubectl_client_id == "pi-cluster"  # unset: the gateways' client, as before
+    kubectl = load_access_settings(
+        {
+            "PICLUSTER_OIDC_ISSUER_URL": "https://auth.home.example/application/o/pi/",
+            "PICLUSTER_OIDC_CLIENT_ID": "pi-cluster",
+            "PICLUSTER_OIDC_KUBECTL_CLIENT_ID": "pi-kubectl",
+        }
+    )
+    args = server_config(kubectl)["kube-apiserver-arg"]
+    assert [a for a in args if a.startswith("oidc-client-id=")] == ["oidc-client-id=pi-kubectl"]
+    assert kubectl.client_id == "pi-cluster"  # the gateways keep theirs
+
+
 def test_with_no_provider_chosen_the_api_gets_no_oidc_flags():
     # PICLUSTER_OIDC_ISSUER_URL unset: the releases plan with the example issuer; the API
     # server is not pointed at it.

@@ -357,6 +357,18 @@ BAD_SETTINGS = [
     ({"PICLUSTER_OIDC_CLIENT_ID": "has space"}, "PICLUSTER_OIDC_CLIENT_ID"),
     ({"PICLUSTER_OIDC_USERNAME_CLAIM": "e mail"}, "PICLUSTER_OIDC_USERNAME_CLAIM"),
     ({"PICLUSTER_GATEWAY_DOMAIN": "localhost"}, "PICLUSTER_GATEWAY_DOMAIN"),
+    # Nested or pointer-like names: oauth2-proxy and OpenBao would read another claim than the
+    # API server does.
+    ({"PICLUSTER_OIDC_GROUPS_CLAIM": "realm_access.roles"}, "PICLUSTER_OIDC_GROUPS_CLAIM"),
+    ({"PICLUSTER_OIDC_GROUPS_CLAIM": "https://pi/groups"}, "PICLUSTER_OIDC_GROUPS_CLAIM"),
+    ({"PICLUSTER_OIDC_GROUPS_SCOPE": "groups profile"}, "PICLUSTER_OIDC_GROUPS_SCOPE"),
+    # Set but empty would otherwise quietly mean the gateways' client.
+    ({"PICLUSTER_OIDC_KUBECTL_CLIENT_ID": ""}, "PICLUSTER_OIDC_KUBECTL_CLIENT_ID is set but empty"),
+    (
+        {"PICLUSTER_OIDC_KUBECTL_CLIENT_ID": " \t"},
+        "PICLUSTER_OIDC_KUBECTL_CLIENT_ID is set but empty",
+    ),
+    ({"PICLUSTER_OIDC_KUBECTL_CLIENT_ID": "kube ctl"}, "PICLUSTER_OIDC_KUBECTL_CLIENT_ID"),
 ]
 
 
@@ -380,6 +392,96 @@ def test_the_provider_comes_from_the_settings():
     assert 'oidc_issuer_url = "https://auth.home.example/application/o/pi/"' in text
     assert 'redirect_url = "https://ops.home.example/oauth2/callback"' in text
     assert 'client_id = "pi-gateway"' in text
+
+
+def _groups_read_by_every_verifier() -> dict[str, tuple]:
+    """(claim, scope) each verifier of a login reads a person's groups from, as the K3s
+    server's config and the releases render it with the process's settings."""
+    import tomllib
+
+    import jmespath
+
+    from platform_assets.k3s.plan import desired_k3s_config
+
+    built = {r.name: r for r in catalogue.releases(INV)}
+    charts = {
+        m["metadata"]["name"]: m for n in ("gateway", "secrets") for m in helmcharts(built[n])
+    }
+    api_args = yaml.safe_load(desired_k3s_config(INV, INV.server, load_access_settings()))
+    (api_claim,) = [
+        a.removeprefix("oidc-groups-claim=")
+        for a in api_args["kube-apiserver-arg"]
+        if a.startswith("oidc-groups-claim=")
+    ]
+    seen = {"kube-apiserver": (api_claim, None)}  # the API asks for no scope: kubelogin does
+    for g in ("ops", "lab", "dash"):
+        config = tomllib.loads(charts[f"gateway-{g}"]["spec"]["values"]["config"]["configFile"])
+        seen[f"gateway-{g}"] = (config["oidc_groups_claim"], config["scope"].split()[-1])
+    raft = charts["openbao"]["spec"]["values"]["server"]["ha"]["raft"]["config"]
+    requests = {
+        k: v for r in hcl.loads(raft)["initialize"]["platform"]["request"] for k, v in r.items()
+    }
+    for name in ("admin", "dev"):
+        data = requests[f"oidc-role-{name}"]["data"]
+        (bound,) = data["bound_claims"]
+        assert bound == data["groups_claim"], name
+        (scope,) = data["oidc_scopes"]
+        seen[f"openbao-{name}"] = (data["groups_claim"], scope)
+    # Grafana: which claim its role mapping finds the admins' group in.
+    path = roles.grafana_role_settings()["role_attribute_path"]
+
+    def admin_by(claim: str) -> bool:
+        try:
+            return jmespath.search(path, {claim: ["picluster-admins"]}) == "Admin"
+        except jmespath.exceptions.JMESPathTypeError:  # the claim it reads is absent
+            return False
+
+    (grafana_claim,) = [c for c in ("groups", "picluster_groups", "cognito:groups") if admin_by(c)]
+    seen["grafana"] = (grafana_claim, None)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("environ", "claim", "scope"),
+    [
+        ({}, "groups", "groups"),
+        # The scope follows the claim unless it is set.
+        (
+            {"PICLUSTER_OIDC_GROUPS_CLAIM": "picluster_groups"},
+            "picluster_groups",
+            "picluster_groups",
+        ),
+        (
+            {
+                "PICLUSTER_OIDC_GROUPS_CLAIM": "cognito:groups",
+                "PICLUSTER_OIDC_GROUPS_SCOPE": "profile",
+            },
+            "cognito:groups",
+            "profile",
+        ),
+    ],
+    ids=["default", "claim", "claim-and-scope"],
+)
+def test_every_verifier_reads_the_groups_from_the_one_claim_setting(
+    monkeypatch, environ, claim, scope
+):
+    monkeypatch.setenv("PICLUSTER_OIDC_ISSUER_URL", "https://auth.home.example/application/o/pi/")
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    seen = _groups_read_by_every_verifier()
+    assert seen == {
+        verifier: (claim, None if verifier in ("kube-apiserver", "grafana") else scope)
+        for verifier in seen
+    }
+    assert len(seen) == 7
+
+
+def test_the_gateways_ask_for_each_scope_once():
+    access = load_access_settings({"PICLUSTER_OIDC_GROUPS_SCOPE": "profile"})
+    import tomllib
+
+    config = tomllib.loads(gateway.config_file(gateway.gateways(INV)[0], access))
+    assert config["scope"] == "openid email profile"
 
 
 def test_the_roles_table_and_the_gateways_agree():

@@ -84,6 +84,27 @@ def test_a_wrong_receiver_setting_is_refused_naming_the_variable(environ, variab
         load_alert_receiver(environ)
 
 
+def test_the_secret_the_receivers_need_is_declared_for_the_admin_and_shown_in_an_offline_plan(
+    monkeypatch,
+):
+    from platform_assets.releases import catalogue, cluster
+    from platform_assets.releases.spec import helmcharts
+    from tests.releases.test_control_plane import INV
+
+    webhook_only = alert_receiver.admin_secrets(WEBHOOK, "monitoring")
+    assert [(s.name, s.namespace, s.keys) for s in webhook_only] == [
+        (SECRET, "monitoring", (("webhook-url", "the webhook URL"),))
+    ]
+    monkeypatch.setenv("PICLUSTER_ALERT_RECEIVERS", "webhook")
+    (release,) = [r for r in catalogue.releases(INV) if r.name == "monitoring"]
+    assert release.admin_secrets == webhook_only
+    shown = cluster.offline_markdown(release, helmcharts(release), [])
+    assert (
+        "Secret `monitoring/alertmanager-receiver`, made by an admin, must hold `webhook-url`"
+        in shown
+    )
+
+
 def test_secrets_are_files_of_the_mounted_secret_never_values():
     values = monitoring.alertmanager_values(BOTH)
     assert values["alertmanagerSpec"]["secrets"] == [SECRET]

@@ -116,8 +116,9 @@ GRAFANA = [
 
 
 @pytest.mark.parametrize(("groups", "grafana_role"), GRAFANA)
-def test_grafana_maps_the_most_privileged_group(groups, grafana_role):
-    found = jmespath.search(roles.grafana_role_attribute_path(), {"groups": groups})
+@pytest.mark.parametrize("claim", ["groups", "cognito:groups"])
+def test_grafana_maps_the_most_privileged_group(claim, groups, grafana_role):
+    found = jmespath.search(roles.grafana_role_attribute_path(claim), {claim: groups})
     assert (found or None) == grafana_role
 
 
