@@ -30,6 +30,14 @@ PORT = 8443
 HEAP = "1g"  # the old chart's 2g is a quarter of a Pi; a single-node flow editor runs in 1g
 # A JVM with a 1 GiB heap plus metaspace, direct buffers and the Jetty UI.
 NIFI = Container("nifi", IMAGE, 1536, 2048, "250m", "2")
+# The conf directory lives on the volume (NiFi keeps its flow, users and policies there), and a
+# Kubernetes volume starts empty, hiding the image's nifi.properties and bootstrap.conf, which
+# start.sh edits in place (its first `sed -i` would fail and stop the container). So the
+# image's conf is copied onto an empty volume once; a conf already there is left as it is.
+CONF_SEED = Container("nifi-conf", IMAGE, 16, 64, "10m", "200m")
+NIFI_HOME = "/opt/nifi/nifi-current"
+SEED_DIR = "/seed"
+SEED_CONF = f"[ -e {SEED_DIR}/nifi.properties ] || cp -a {NIFI_HOME}/conf/. {SEED_DIR}/"
 LOGIN_SECRET = "nifi-login"  # noqa: S105 (a Secret's name)
 LABELS = {"app.kubernetes.io/name": "nifi"}
 STORAGE_CLASS = "local-path"
@@ -87,6 +95,17 @@ def manifests(proxy_host: str) -> tuple[dict, ...]:
                 "spec": {
                     "nodeSelector": dict(NODE),
                     "automountServiceAccountToken": False,
+                    "initContainers": [
+                        {
+                            "name": CONF_SEED.name,
+                            "image": IMAGE.ref,
+                            "command": ["/bin/sh", "-c", SEED_CONF],
+                            "resources": CONF_SEED.resources(),
+                            "volumeMounts": [
+                                {"name": "data", "mountPath": SEED_DIR, "subPath": "conf"}
+                            ],
+                        }
+                    ],
                     "containers": [
                         {
                             "name": NIFI.name,
@@ -114,7 +133,7 @@ def manifests(proxy_host: str) -> tuple[dict, ...]:
                                 *(
                                     {
                                         "name": "data",
-                                        "mountPath": f"/opt/nifi/nifi-current/{d}",
+                                        "mountPath": f"{NIFI_HOME}/{d}",
                                         "subPath": d,
                                     }
                                     for d in (
@@ -183,7 +202,11 @@ def nifi(inv: Inventory) -> Release:
         "Secret, HTTPS with a LAN CA certificate, behind the `lab` gateway at /nifi/; on the "
         "server as in the seed.",
         charts=(Chart(name="nifi", manifests=manifests(access.host("lab")), owns_data=True),),
-        workloads=(Workload("StatefulSet", "nifi", (NIFI,), node_selector=NODE),),
+        workloads=(
+            Workload(
+                "StatefulSet", "nifi", (NIFI,), node_selector=NODE, init_containers=(CONF_SEED,)
+            ),
+        ),
         needs=("object_store", "trino"),
         secrets=(
             GeneratedSecret(

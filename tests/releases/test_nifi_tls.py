@@ -201,3 +201,38 @@ def test_another_password_does_not_open_the_keystore(stores, jdk):
     )
     assert wrong.returncode != 0
     assert "password was incorrect" in wrong.stdout + wrong.stderr
+
+
+# --- the conf directory on the volume ----------------------------------------------------------
+
+
+def test_the_conf_volume_is_seeded_by_the_image_itself_before_nifi_starts():
+    (seed,) = POD["initContainers"]
+    assert seed["image"] == CONTAINER["image"]
+    (into,) = seed["volumeMounts"]
+    (conf,) = [m for m in CONTAINER["volumeMounts"] if m["mountPath"] == f"{nifi.NIFI_HOME}/conf"]
+    assert (into["name"], into["subPath"]) == (conf["name"], conf["subPath"]) == ("data", "conf")
+    assert seed["command"] == ["/bin/sh", "-c", nifi.SEED_CONF]
+
+
+def test_the_seed_copies_the_images_conf_onto_an_empty_volume_and_keeps_one_already_there(
+    tmp_path,
+):
+    image = tmp_path / "image-home"
+    (image / "conf").mkdir(parents=True)
+    (image / "conf" / "nifi.properties").write_text("nifi.web.https.port=8443\n")
+    (image / "conf" / "bootstrap.conf").write_text("java.arg.2=-Xms1g\n")
+    volume = tmp_path / "volume-conf"
+    volume.mkdir()
+    # The command as rendered, its two directories moved to the test's.
+    script = nifi.SEED_CONF.replace(nifi.SEED_DIR, str(volume)).replace(nifi.NIFI_HOME, str(image))
+    subprocess.run(["/bin/sh", "-c", script], check=True, timeout=30)
+    assert sorted(p.name for p in volume.iterdir()) == ["bootstrap.conf", "nifi.properties"]
+    # NiFi has run since: its conf (and the flow beside it) is kept on every later start.
+    (volume / "nifi.properties").write_text("nifi.web.https.port=8443\nedited=by-nifi\n")
+    (volume / "flow.json.gz").write_bytes(b"flow")
+    (image / "conf" / "bootstrap.conf").write_text("java.arg.2=-Xms2g\n")
+    subprocess.run(["/bin/sh", "-c", script], check=True, timeout=30)
+    assert "edited=by-nifi" in (volume / "nifi.properties").read_text()
+    assert (volume / "bootstrap.conf").read_text() == "java.arg.2=-Xms1g\n"
+    assert (volume / "flow.json.gz").read_bytes() == b"flow"
