@@ -5,9 +5,8 @@ one NiFi node as a StatefulSet with its repositories on a volume, HTTPS on 8443 
 certificate for its Service (cert-manager's PKCS#12 keystore, which the `lab` gateway verifies;
 people reach it through that gateway at /nifi/), and single-user login with generated
 credentials (`nifi/nifi-login`, read by a developer with `kubectl get secret`,
-docs/roles/dev.md). Placed on the server as in the
-seed; the capacity plan says that does not fit beside the rest (docs/releases.md), which is why
-the switch is off by default. Switching it off again does not uninstall it: delete the
+docs/roles/dev.md). Placed on the server as in the seed; the capacity plan says that does not
+fit beside the rest (docs/releases.md), which is why the switch is off by default. Switching it off again does not uninstall it: delete the
 HelmChart `nifi` (its volume stays) or leave it.
 """
 

@@ -80,8 +80,9 @@ def test_every_variable_nifi_is_given_is_one_the_images_scripts_read():
 
 def test_auth_tls_is_what_makes_start_sh_apply_the_keystore_and_the_login_stays_single_user():
     # start.sh: `case ${AUTH} in tls) . secure.sh`; ldap and oidc would also rewrite the login
-    # providers. Without it, KEYSTORE_* are read by nothing and NiFi 2 makes its own
-    # self-signed keystore (nifi.security.keystore=./conf/keystore.p12, no password).
+    # providers. Without it KEYSTORE_* are read by nothing, and nifi.properties keeps the
+    # image's ./conf/keystore.p12 with no password: the self-signed certificate NiFi served
+    # before.
     assert ENV["AUTH"]["value"] == "tls"
     # secure.sh sets these two from the variables, defaulting to managed-authorizer and none:
     # NiFi's own defaults (nifi-resources/pom.xml @rel/nifi-2.0.0) keep the single-user login.
