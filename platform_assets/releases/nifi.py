@@ -6,8 +6,8 @@ certificate for its Service (cert-manager's PKCS#12 keystore, which the `lab` ga
 people reach it through that gateway at /nifi/), and single-user login with generated
 credentials (`nifi/nifi-login`, read by a developer with `kubectl get secret`,
 docs/roles/dev.md). Placed on the server as in the seed; the capacity plan says that does not
-fit beside the rest (docs/releases.md), which is why the switch is off by default. Switching it off again does not uninstall it: delete the
-HelmChart `nifi` (its volume stays) or leave it.
+fit beside the rest (docs/releases.md), which is why the switch is off by default. Switching
+it off again does not uninstall it: delete the HelmChart `nifi` (its volume stays) or leave it.
 """
 
 from platform_assets.inventory import Inventory
