@@ -5,7 +5,7 @@ path: `ops` (admins: the full Dagster webserver), `lab` (developers: JupyterLab,
 NiFi when on) and `dash` (everyone: Grafana, the read-only Dagster webserver). Which roles pass
 which gateway is the roles table's (roles.py). Each gateway is a LoadBalancer address of its
 own (MetalLB) with its own name, `<gateway>.<domain>`, and a certificate cert-manager issues
-from the `lan-ca` ClusterIssuer. Behind it, Grafana, JupyterLab and Trino's UI serve HTTPS with
+from the `lan-ca` ClusterIssuer. Behind it, Grafana, JupyterLab, Trino's UI, NiFi serve HTTPS with
 LAN CA certificates of their own, which the gateway verifies; the Dagster webservers are still
 plain HTTP inside the internal zone (docs/zones.md).
 
@@ -109,10 +109,10 @@ def config_file(g: Gateway, access: AccessSettings) -> str:
         "tls_key_file": f"{TLS_DIR}/tls.key",
         "skip_provider_button": True,
         "pass_user_headers": True,
-        # NiFi serves HTTPS with its own self-signed certificate, which no CA vouches for; the
-        # option is per gateway, so with NiFi on the `lab` gateway verifies none of its
-        # upstreams (docs/zones.md, "TLS behind the gateway"). Every other gateway verifies.
-        "ssl_upstream_insecure_skip_verify": any(u in NIFI for u in g.upstreams),
+        # Every gateway verifies every HTTPS upstream against the LAN CA (NiFi's too: nifi.py);
+        # said, not left to the default, since one upstream without a certificate of ours
+        # would take the whole gateway's verification with it (the option is per gateway).
+        "ssl_upstream_insecure_skip_verify": False,
     }
     return "".join(f"{k} = {_toml(v)}\n" for k, v in settings.items())
 

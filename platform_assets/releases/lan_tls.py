@@ -18,6 +18,15 @@ PRIVATE_KEY = {"algorithm": "ECDSA", "size": 256, "encoding": "PKCS8"}
 # The Secret key cert-manager writes for the CombinedPEM output: the key, then the chain.
 COMBINED_PEM_KEY = "tls-combined.pem"
 CA_KEY = "ca.crt"
+# The Secret keys of the PKCS#12 output (`spec.keystores.pkcs12`), for Java servers: the key
+# with its chain, and the CA's certificate as a trusted entry (cert-manager v1.21.1,
+# pkg/apis/certmanager/v1/types.go, PKCS12SecretKey / PKCS12TruststoreKey).
+KEYSTORE_KEY = "keystore.p12"
+TRUSTSTORE_KEY = "truststore.p12"
+# PBES2 with AES-256-CBC and an HMAC-SHA-256 MAC, which Java 12 and newer read (NiFi runs on 21;
+# tests/releases/test_nifi_tls.py opens it with keytool 17 and 25). The CRD's default,
+# LegacyRC2 (40-bit RC2), it marks deprecated; Modern2026 needs Java 26 (its description).
+PKCS12_PROFILE = "Modern2023"
 
 
 def secret_name(name: str) -> str:
@@ -34,10 +43,17 @@ def service_dns_names(service: str, namespace: str) -> list[str]:
 
 
 def certificate(
-    name: str, namespace: str, dns_names: list[str], *, combined_pem: bool = False
+    name: str,
+    namespace: str,
+    dns_names: list[str],
+    *,
+    combined_pem: bool = False,
+    keystore_password: tuple[str, str] | None = None,
 ) -> dict:
     """A cert-manager Certificate from the LAN CA; its Secret is `secret_name(name)`.
-    `combined_pem`: also the key and chain in one file, for servers that read one (Trino)."""
+    `combined_pem`: also the key and chain in one file, for servers that read one (Trino).
+    `keystore_password`: (Secret, key) in the Certificate's namespace holding the password of
+    a PKCS#12 keystore and truststore written beside the PEM files, for Java servers (NiFi)."""
     spec: dict = {
         "secretName": secret_name(name),
         "dnsNames": list(dns_names),
@@ -48,6 +64,15 @@ def certificate(
     }
     if combined_pem:
         spec["additionalOutputFormats"] = [{"type": "CombinedPEM"}]
+    if keystore_password is not None:
+        secret, key = keystore_password
+        spec["keystores"] = {
+            "pkcs12": {
+                "create": True,
+                "profile": PKCS12_PROFILE,
+                "passwordSecretRef": {"name": secret, "key": key},
+            }
+        }
     return {
         "apiVersion": "cert-manager.io/v1",
         "kind": "Certificate",
@@ -56,10 +81,20 @@ def certificate(
     }
 
 
-def backend_certificate(service: str, namespace: str, *, combined_pem: bool = False) -> dict:
+def backend_certificate(
+    service: str,
+    namespace: str,
+    *,
+    combined_pem: bool = False,
+    keystore_password: tuple[str, str] | None = None,
+) -> dict:
     """The certificate of a backend the gateway reaches at `https://<service>.<namespace>.svc`."""
     return certificate(
-        service, namespace, service_dns_names(service, namespace), combined_pem=combined_pem
+        service,
+        namespace,
+        service_dns_names(service, namespace),
+        combined_pem=combined_pem,
+        keystore_password=keystore_password,
     )
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from platform_assets.inventory import Inventory
 from platform_assets.releases import alert_receiver, alerts, lan_tls
+from platform_assets.releases.access_settings import AccessSettings, load_access_settings
 from platform_assets.releases.spec import (
     MANAGED_BY,
     Chart,
@@ -93,6 +94,20 @@ GRAFANA_SERVICE = "grafana"
 GRAFANA_PORT = 443  # the Service's; Grafana listens on its own 3000
 GRAFANA_TLS_DIR = "/etc/grafana/tls"
 GRAFANA_CERTIFICATE = lan_tls.backend_certificate(GRAFANA_SERVICE, NAMESPACE)
+# The `dash` gateway passes /grafana/... on unchanged (an upstream's path is its route), so
+# Grafana serves from that sub-path and writes its links and redirects for the gateway's host.
+GRAFANA_SUB_PATH = "/grafana/"
+# What the sub-path does to Grafana's own endpoints: its HTTP server runs
+# `middleware.SubPathRedirect` before the health and metrics handlers
+# (pkg/api/http_server.go, addMiddlewaresAndStaticRoutes, in the 12.x-era copy the index holds;
+# it names no commit), which answers a request outside the sub-path with a 301 to root_url,
+# /api/... excepted (pkg/middleware/subpath_redirect.go @7060ee3; older copies except
+# nothing); the router then strips the sub-path before any handler sees the path
+# (pkg/web/macaron.go @068427f, ServeHTTP). So /metrics would answer the scrape with a 301 to
+# the gateway's login, and under the sub-path every endpoint answers in every version read:
+# the probes and the scrape ask there.
+GRAFANA_HEALTH_PATH = GRAFANA_SUB_PATH + "api/health"  # the chart's probes: /api/health
+GRAFANA_METRICS_PATH = GRAFANA_SUB_PATH + "metrics"  # the chart's serviceMonitor.path: /metrics
 
 
 def _image(image: Image) -> dict:
@@ -146,8 +161,9 @@ def alertmanager_values(receiver: alert_receiver.AlertReceiver | None) -> dict:
     return {"config": alert_receiver.alertmanager_config(receiver), "alertmanagerSpec": spec}
 
 
-def grafana_tls_values() -> dict:
-    """The grafana subchart's values that make it serve HTTPS, and what talks to it follow."""
+def grafana_server_values(access: AccessSettings) -> dict:
+    """The grafana subchart's values that make it serve HTTPS under the `dash` gateway's
+    sub-path, and what talks to it follow."""
     secret = GRAFANA_CERTIFICATE["spec"]["secretName"]
     return {
         "grafana.ini": {
@@ -155,6 +171,8 @@ def grafana_tls_values() -> dict:
                 "protocol": "https",
                 "cert_file": f"{GRAFANA_TLS_DIR}/tls.crt",
                 "cert_key": f"{GRAFANA_TLS_DIR}/tls.key",
+                "root_url": f"https://{access.host('dash')}{GRAFANA_SUB_PATH}",
+                "serve_from_sub_path": True,
             }
         },
         "extraSecretMounts": [
@@ -166,11 +184,13 @@ def grafana_tls_values() -> dict:
             }
         ],
         "service": {"port": GRAFANA_PORT},
-        # Merged into the chart's probes (path, port stay the chart's).
-        "readinessProbe": {"httpGet": {"scheme": "HTTPS"}},
-        "livenessProbe": {"httpGet": {"scheme": "HTTPS"}},
+        # Merged into the chart's probes (their port and timings stay the chart's), the path
+        # moved under the sub-path with everything else.
+        "readinessProbe": {"httpGet": {"scheme": "HTTPS", "path": GRAFANA_HEALTH_PATH}},
+        "livenessProbe": {"httpGet": {"scheme": "HTTPS", "path": GRAFANA_HEALTH_PATH}},
         # Prometheus scrapes the pod's address: it verifies the certificate by the Service's name.
         "serviceMonitor": {
+            "path": GRAFANA_METRICS_PATH,
             "scheme": "https",
             "tlsConfig": {
                 "ca": {"secret": {"name": secret, "key": lan_tls.CA_KEY}},
@@ -282,13 +302,14 @@ def chart_values(inv: Inventory) -> dict:
                     "labelValue": DASHBOARD_LABEL["grafana_dashboard"],
                     "searchNamespace": NAMESPACE,
                     # No reload call to Grafana's API (the chart's is http://localhost:3000, with
-                    # the admin login): Grafana's file provider rereads the sidecar's files.
+                    # the admin login, while Grafana serves HTTPS): Grafana's file provider
+                    # rereads the sidecar's files.
                     "skipReload": True,
                 },
                 "datasources": {"enabled": False},
             },
             "testFramework": {"enabled": False},
-            **grafana_tls_values(),
+            **grafana_server_values(load_access_settings()),
             **_placed(DASHBOARDS_NODE),
         },
     }

@@ -261,7 +261,7 @@ def test_every_https_upstream_presents_a_lan_ca_certificate_for_the_name_the_gat
 
 
 @pytest.mark.parametrize("nifi", [False, True])
-def test_the_gateways_verify_their_upstreams_except_lab_beside_nifis_own_certificate(nifi):
+def test_every_gateway_verifies_its_upstreams_with_nifi_on_or_off(nifi):
     inv = inventory(nifi=nifi)
     access = load_access_settings()
     import tomllib
@@ -270,7 +270,15 @@ def test_the_gateways_verify_their_upstreams_except_lab_beside_nifis_own_certifi
         g.name: tomllib.loads(gateway.config_file(g, access))["ssl_upstream_insecure_skip_verify"]
         for g in gateway.gateways(inv)
     }
-    assert skips == {"ops": False, "lab": nifi, "dash": False}
+    assert skips == {"ops": False, "lab": False, "dash": False}
+
+
+def test_nifis_upstreams_present_its_lan_ca_certificate_for_the_name_the_gateway_dials():
+    (host,) = {u.removeprefix("https://").split(":")[0] for u in gateway.NIFI}
+    (cert,) = [c for c in _certificates(INV) if host in c["spec"].get("dnsNames", [])]
+    assert cert["metadata"]["namespace"] == host.split(".")[1] == "nifi"
+    assert cert["spec"]["issuerRef"]["name"] == "lan-ca"
+    assert cert in own_manifests(CHARTS["nifi"])
 
 
 def test_the_gateways_carry_no_secret_value_and_the_injected_file_is_the_client_secret():

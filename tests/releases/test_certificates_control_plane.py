@@ -63,6 +63,7 @@ def test_every_release_with_a_backend_behind_the_gateway_brings_its_certificate(
         ("query", "trino"),
         ("monitoring", "grafana"),
         ("notebooks", "jupyterlab"),
+        ("nifi", "nifi"),
     }
 
 
@@ -83,4 +84,13 @@ def test_the_crd_refuses_a_certificate_with_an_unknown_output_format(kube):
     broken = json.loads(json.dumps(trino))
     broken["spec"]["additionalOutputFormats"] = [{"type": "CombinedPem"}]
     with pytest.raises(Exception, match="CombinedPem"):
+        kube.apply(broken, field_manager=MANAGER, dry_run=True)
+
+
+def test_the_crd_refuses_a_keystore_profile_it_does_not_know(kube):
+    # The keystores block is checked too: a misspelled profile is refused, not pruned.
+    (nifi,) = [m for m in cert_manager_objects() if m["metadata"].get("namespace") == "nifi"]
+    broken = json.loads(json.dumps(nifi))
+    broken["spec"]["keystores"]["pkcs12"]["profile"] = "Modern2024"
+    with pytest.raises(Exception, match="Modern2024"):
         kube.apply(broken, field_manager=MANAGER, dry_run=True)

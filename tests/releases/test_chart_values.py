@@ -203,6 +203,9 @@ KUBE_PROMETHEUS_STACK = {
     "grafana.service.port": int,
     "grafana.readinessProbe": dict,
     "grafana.livenessProbe": dict,
+    # Grafana under the `dash` gateway's sub-path: grafana.ini is a map the chart writes out
+    # whole; serviceMonitor.path is in the grafana chart's values.yaml (@0396812: /metrics).
+    "grafana.serviceMonitor.path": str,
     "grafana.serviceMonitor.scheme": str,
     "grafana.serviceMonitor.tlsConfig": dict,
     "grafana.sidecar.dashboards.skipReload": bool,

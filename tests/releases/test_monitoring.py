@@ -7,13 +7,14 @@ values' keys are held against the chart's own values in test_chart_values.py.
 """
 
 import json
+import urllib.parse
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 
 from platform_assets.inventory import load_inventory
-from platform_assets.releases import catalogue, monitoring
+from platform_assets.releases import catalogue, gateway, monitoring
 from platform_assets.releases.spec import helmcharts, secret_manifests
 from tests.releases.test_rendering import K8S_SCHEMA, own_manifests
 
@@ -118,11 +119,12 @@ def test_grafana_serves_https_with_its_lan_ca_certificate_and_its_scrape_verifie
     grafana = VALUES["grafana"]
     (mount,) = grafana["extraSecretMounts"]
     assert mount["secretName"] == cert["spec"]["secretName"]
-    assert grafana["grafana.ini"]["server"] == {
-        "protocol": "https",
-        "cert_file": f"{mount['mountPath']}/tls.crt",
-        "cert_key": f"{mount['mountPath']}/tls.key",
-    }
+    server = grafana["grafana.ini"]["server"]
+    assert (server["protocol"], server["cert_file"], server["cert_key"]) == (
+        "https",
+        f"{mount['mountPath']}/tls.crt",
+        f"{mount['mountPath']}/tls.key",
+    )
     assert grafana["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     assert grafana["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
     monitor = grafana["serviceMonitor"]
@@ -135,6 +137,53 @@ def test_grafana_serves_https_with_its_lan_ca_certificate_and_its_scrape_verifie
     # The sidecar's reload call would be plain HTTP to localhost.
     assert grafana["sidecar"]["dashboards"]["skipReload"] is True
     assert [c.name for c in RELEASE.charts][0] == "grafana-tls"
+
+
+def _grafana_hands_on(request_path: str, server: dict) -> str | None:
+    """The path Grafana's handlers see for a request, or None when it answers with a redirect:
+    a model (Grafana cannot run here) of the rules in grafana/grafana as read, for the [server]
+    settings given. With `serve_from_sub_path`, `SubPathRedirect` sends a request outside the
+    sub-path, /api/... excepted, to root_url (pkg/middleware/subpath_redirect.go @7060ee3),
+    and the router strips the sub-path (pkg/web/macaron.go @068427f); the sub-path is root_url's
+    path without its last slash (AppSubURL)."""
+    if not server.get("serve_from_sub_path"):
+        return request_path
+    sub = urllib.parse.urlsplit(server["root_url"]).path.rstrip("/")
+    if not request_path.startswith(sub) and not request_path.startswith("/api"):
+        return None
+    return request_path.removeprefix(sub)
+
+
+def test_grafana_serves_under_the_dash_gateways_route_and_its_probes_and_scrape_follow():
+    grafana = VALUES["grafana"]
+    server = grafana["grafana.ini"]["server"]
+    root = urllib.parse.urlsplit(server["root_url"])
+    # Its links and redirects name the gateway's host and the route the gateway forwards as is.
+    route = urllib.parse.urlsplit(gateway.GRAFANA).path
+    assert (root.scheme, root.netloc, root.path) == ("https", "dash.picluster.lan", route)
+    assert server["serve_from_sub_path"] is True
+    # Every path the pod is asked on reaches the handler the chart meant: the probes Grafana's
+    # health, the scrape its metrics (the chart's defaults, values.yaml @0396812).
+    asked = {
+        "readiness": grafana["readinessProbe"]["httpGet"]["path"],
+        "liveness": grafana["livenessProbe"]["httpGet"]["path"],
+        "scrape": grafana["serviceMonitor"]["path"],
+    }
+    assert {k: _grafana_hands_on(v, server) for k, v in asked.items()} == {
+        "readiness": "/api/health",
+        "liveness": "/api/health",
+        "scrape": "/metrics",
+    }
+    # And what the gateway forwards reaches Grafana's pages, not a redirect back to itself.
+    assert _grafana_hands_on(route + "d/cluster", server) == "/d/cluster"
+
+
+def test_the_model_of_grafanas_sub_path_redirects_the_charts_own_scrape_path():
+    # The chart's default serviceMonitor.path under a sub-path: the 301 the scrape would get.
+    server = {"root_url": "https://dash.example.lan/grafana/", "serve_from_sub_path": True}
+    assert _grafana_hands_on("/metrics", server) is None
+    assert _grafana_hands_on("/api/health", server) == "/api/health"
+    assert _grafana_hands_on("/metrics", {}) == "/metrics"
 
 
 def test_grafana_has_prometheus_and_loki_with_the_uids_the_dashboards_use():
