@@ -63,6 +63,7 @@ def test_every_release_with_a_backend_behind_the_gateway_brings_its_certificate(
         ("query", "trino"),
         ("monitoring", "grafana"),
         ("notebooks", "jupyterlab"),
+        ("dagster", "dagster-webserver"),  # both webservers' Services (dagster.py)
     }
 
 
