@@ -225,9 +225,17 @@ def volumes() -> list[dict]:
                 ],
             },
         },
-        # Only the CA's certificate of the webservers' Secret, never their key.
-        lan_tls.ca_volume("lan-ca", WEBSERVER_TLS_SECRET),
+        lan_ca_volume(),
     ]
+
+
+def lan_ca_volume() -> dict:
+    """Only the CA's certificate of the webservers' Secret, never their key. Optional: a run
+    other than the hand-over never waits for cert-manager (the hand-over names the missing
+    file)."""
+    volume = lan_tls.ca_volume("lan-ca", WEBSERVER_TLS_SECRET)
+    volume["secret"]["optional"] = True
+    return volume
 
 
 def volume_mounts() -> list[dict]:

@@ -178,6 +178,9 @@ def test_run_pods_trust_the_lan_ca_and_never_get_the_webservers_key():
     assert ca["secret"] == {
         "secretName": release.WEBSERVER_TLS_SECRET,
         "items": [{"key": lan_tls.CA_KEY, "path": lan_tls.CA_KEY}],
+        # Until cert-manager has issued it, runs start all the same (the hand-over says why
+        # it cannot verify).
+        "optional": True,
     }
     (mount,) = [m for m in launcher["volumeMounts"] if m["name"] == "lan-ca"]
     assert f"{mount['mountPath']}/{lan_tls.CA_KEY}" == release.LAN_CA_FILE
