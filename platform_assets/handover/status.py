@@ -5,14 +5,17 @@ schedules and sensors (status and the owner metadata `sensors/ownership.py` puts
 the daemons' heartbeats. `verdict` is pure: the answer and what this code location defines in,
 the problems out, each naming what is missing.
 
-Plain HTTP with the standard library: dagster-graphql's client (installed with the webserver,
-not a dependency of ours) asks only about runs and reloads, not about locations, schedules or
-daemons, and its transport would bring nothing the query needs.
+HTTPS with the standard library: dagster-graphql's client (installed with the webserver, not a
+dependency of ours) asks only about runs and reloads, not about locations, schedules or
+daemons, and its transport would bring nothing the query needs. The webserver's certificate is
+verified against the LAN CA alone, for the name of the webserver's Service whatever address is
+dialled: through a port-forward that is 127.0.0.1, and the server is still the Service.
 """
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import ssl
+import urllib.parse
 from dataclasses import dataclass, field
 
 # Fragments on the metadata interface: the owner entries are text.
@@ -53,29 +56,78 @@ query PiclusteropsHandover {
 
 
 class DagsterUnreachable(RuntimeError):
-    """The webserver did not answer the query (down, wrong address, not Dagster)."""
+    """The webserver did not answer the query (down, wrong address, not Dagster, or not the
+    server its certificate should say)."""
 
 
-def ask(url: str, timeout_s: float) -> dict:
-    """POSTs the query to `<url>/graphql`; returns its `data`."""
-    endpoint = url.rstrip("/") + "/graphql"
-    if not endpoint.startswith(("http://", "https://")):
-        raise DagsterUnreachable(f"{url!r} is not an http(s) URL of a Dagster webserver")
-    request = urllib.request.Request(  # noqa: S310 (the scheme is checked above)
-        endpoint,
-        data=json.dumps({"query": QUERY}).encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-        method="POST",
+class LanCaUnreadable(RuntimeError):
+    """The LAN CA's certificate to verify the webserver against could not be read."""
+
+
+def lan_ca_context(ca_file: str) -> ssl.SSLContext:
+    """A client TLS context trusting only the LAN CA's certificate in `ca_file`."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except OSError as exc:  # ssl.SSLError included: not a certificate
+        raise LanCaUnreadable(
+            f"cannot read the LAN CA's certificate {ca_file}: {exc.strerror or exc}"
+        ) from None
+
+
+class _ServiceConnection(http.client.HTTPSConnection):
+    """HTTPS to the address dialled, the certificate checked for `server_name`."""
+
+    def __init__(self, host, port, *, server_name: str, context: ssl.SSLContext, timeout: float):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._tls, self._server_name = context, server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)  # the TCP connection
+        self.sock = self._tls.wrap_socket(self.sock, server_hostname=self._server_name)
+
+
+def post_json(
+    url: str, payload: dict, context: ssl.SSLContext, server_name: str, timeout_s: float
+) -> dict:
+    """POSTs `payload` to the https `url`; returns the JSON answer."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise DagsterUnreachable(
+            f"{url!r} is not an https URL of a Dagster webserver (it serves HTTPS only)"
+        )
+    connection = _ServiceConnection(
+        parts.hostname,
+        parts.port or 443,
+        server_name=server_name,
+        context=context,
+        timeout=timeout_s,
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-            body = json.loads(response.read())
-    except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as exc:
-        reason = getattr(exc, "reason", exc)
+        connection.request(
+            "POST",
+            parts.path or "/",
+            body=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        response = connection.getresponse()
+        body = response.read()
+        if response.status >= 400:
+            raise DagsterUnreachable(f"{url} answered HTTP {response.status} {response.reason}")
+        return json.loads(body)
+    except (OSError, http.client.HTTPException, json.JSONDecodeError) as exc:
         raise DagsterUnreachable(
-            f"the cluster's Dagster at {endpoint} did not answer: {reason} (is the port-forward "
+            f"the cluster's Dagster at {url} did not answer: {exc} (is the port-forward "
             "to svc/dagster-dagster-webserver running? docs/dagster-on-cluster.md)"
         ) from None
+    finally:
+        connection.close()
+
+
+def ask(url: str, timeout_s: float, context: ssl.SSLContext, server_name: str) -> dict:
+    """POSTs the query to `<url>/graphql`; returns its `data`. `context` and `server_name`:
+    what the webserver's certificate is verified against, and for which name."""
+    endpoint = url.rstrip("/") + "/graphql"
+    body = post_json(endpoint, {"query": QUERY}, context, server_name, timeout_s)
     if body.get("errors") or not body.get("data"):
         messages = "; ".join(e.get("message", "?") for e in body.get("errors") or [])
         raise DagsterUnreachable(f"{endpoint} refused the query: {messages or 'no data'}")

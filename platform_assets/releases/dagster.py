@@ -24,7 +24,18 @@ What every pod of the platform gets, and where (the image-contents test mounts t
   `piclusterops-s3-backups`, derived from `storage/s3-curation` and `storage/s3-backups`, as
   `PICLUSTER_S3_ACCESS_KEY`/`_SECRET_KEY` and `PICLUSTER_S3_BACKUPS_ACCESS_KEY`/`_SECRET_KEY`
   (after the settings Secret in `envFrom`, so they win over a copy a person put there);
-- the Kubernetes API: the pod's ServiceAccount `piclusterops` (rbac.py), no kubeconfig file.
+- the Kubernetes API: the pod's ServiceAccount `piclusterops` (rbac.py), no kubeconfig file;
+- the LAN CA's certificate (`ca.crt` only, from the webservers' certificate Secret) at
+  `/run/piclusterops/lan-ca/`: what `dagster_handover` verifies the webserver against.
+
+Both webservers serve HTTPS on 443 with one LAN CA certificate (lan_tls) naming both their
+Services, which the gateway verifies. The chart starts them with a fixed
+`dagster-webserver -h 0.0.0.0 -p <port> ...` and dagster-webserver has no TLS option, so our
+image's `dagster-webserver` (deploy/image/bin/) hands the mounted certificate to the uvicorn it
+serves with when `PICLUSTER_WEBSERVER_TLS_DIR` is set: no sidecar, no plain port left on the
+pod, Dagster's own arguments unchanged. One certificate, not one per Service: the chart renders
+both Deployments from the same `dagsterWebserver` values, so both pods mount the same Secrets
+whatever they are; two would put both keys in both pods all the same.
 """
 
 import dataclasses
@@ -36,7 +47,7 @@ from pathlib import Path
 import yaml
 
 from platform_assets.inventory import Inventory
-from platform_assets.releases import rbac
+from platform_assets.releases import lan_tls, rbac
 from platform_assets.releases.spec import (
     Chart,
     Container,
@@ -57,7 +68,21 @@ IMAGE = Image("registry.picluster.lan/piclusterops", version("piclusterops"))
 IMAGE_USER = 10001  # the Dockerfile's `useradd --uid`; its group has the same id
 CODE_LOCATION = "piclusterops"
 CODE_SERVER_PORT = 3030
-WEBSERVER_PORT = 80  # the chart's Service port
+# The chart's Service port, which is also the port the webservers listen on (`-p`): HTTPS.
+WEBSERVER_PORT = 443
+WEBSERVER_SERVICE = f"{HELM_RELEASE}-dagster-webserver"
+READ_ONLY_SERVICE = f"{WEBSERVER_SERVICE}-read-only"
+WEBSERVER_CERTIFICATE = lan_tls.certificate(
+    "dagster-webserver",
+    NAMESPACE,
+    [
+        *lan_tls.service_dns_names(WEBSERVER_SERVICE, NAMESPACE),
+        *lan_tls.service_dns_names(READ_ONLY_SERVICE, NAMESPACE),
+    ],
+)
+WEBSERVER_TLS_SECRET = WEBSERVER_CERTIFICATE["spec"]["secretName"]
+# Read by the image's webserver entry (deploy/image/bin/dagster-webserver).
+WEBSERVER_TLS_VARIABLE = "PICLUSTER_WEBSERVER_TLS_DIR"
 
 SETTINGS_SECRET = "piclusterops-settings"  # noqa: S105 (a Secret's name)
 SSH_SECRET = "piclusterops-ssh"  # noqa: S105
@@ -80,6 +105,9 @@ S3_KEY_SECRETS = {
 MOUNT_ROOT = "/run/piclusterops"
 INVENTORY_DIR = f"{MOUNT_ROOT}/inventory"
 SSH_DIR = f"{MOUNT_ROOT}/ssh"
+WEBSERVER_TLS_DIR = f"{MOUNT_ROOT}/webserver-tls"
+LAN_CA_DIR = f"{MOUNT_ROOT}/lan-ca"
+LAN_CA_FILE = f"{LAN_CA_DIR}/{lan_tls.CA_KEY}"
 INVENTORY_PATH = f"{INVENTORY_DIR}/{INVENTORY_FILE}"
 # Secret files readable by the image's group only (fsGroup below), never writable.
 SECRET_FILE_MODE = 0o440
@@ -197,14 +225,52 @@ def volumes() -> list[dict]:
                 ],
             },
         },
+        lan_ca_volume(),
     ]
+
+
+def lan_ca_volume() -> dict:
+    """Only the CA's certificate of the webservers' Secret, never their key. Optional: a run
+    other than the hand-over never waits for cert-manager (the hand-over names the missing
+    file)."""
+    volume = lan_tls.ca_volume("lan-ca", WEBSERVER_TLS_SECRET)
+    volume["secret"]["optional"] = True
+    return volume
 
 
 def volume_mounts() -> list[dict]:
     return [
         {"name": "inventory", "mountPath": INVENTORY_DIR, "readOnly": True},
         {"name": "ssh", "mountPath": SSH_DIR, "readOnly": True},
+        {"name": "lan-ca", "mountPath": LAN_CA_DIR, "readOnly": True},
     ]
+
+
+def webserver_tls_values() -> dict:
+    """The `dagsterWebserver` values that make both webservers serve HTTPS, and their probes
+    follow. The chart uses `service.port` for the Service, the container port and `-p`."""
+    probe = {
+        "httpGet": {"path": "/server_info", "port": WEBSERVER_PORT, "scheme": "HTTPS"},
+        "periodSeconds": 20,
+        "timeoutSeconds": 10,
+        "successThreshold": 1,
+        "failureThreshold": 3,
+    }
+    return {
+        "service": {"port": WEBSERVER_PORT},
+        "env": [{"name": WEBSERVER_TLS_VARIABLE, "value": WEBSERVER_TLS_DIR}],
+        "volumes": [
+            {
+                "name": "webserver-tls",
+                # The image's group reads the key (fsGroup), nobody writes it.
+                "secret": {"secretName": WEBSERVER_TLS_SECRET, "defaultMode": SECRET_FILE_MODE},
+            }
+        ],
+        "volumeMounts": [
+            {"name": "webserver-tls", "mountPath": WEBSERVER_TLS_DIR, "readOnly": True}
+        ],
+        "readinessProbe": probe,
+    }
 
 
 def run_affinity() -> dict:
@@ -272,6 +338,7 @@ def chart_values(s3_endpoint: str, pg_host: str) -> dict:
             "enableReadOnly": True,
             "envSecrets": ENV_SECRETS,
             "envConfigMaps": ENV_CONFIGMAPS,
+            **webserver_tls_values(),
             **placed,
         },
         "dagsterDaemon": {
@@ -423,14 +490,16 @@ def dagster(
         name="dagster",
         namespace=NAMESPACE,
         description=f"Dagster {DAGSTER_VERSION} on the cluster: our image, the webserver and a "
-        "read-only one for guests, the daemon, the code location, `K8sRunLauncher` run pods "
-        "(one infrastructure run at a time), storage on `pg-main`'s `dagster` database, "
-        "compute logs in the object store.",
+        "read-only one for guests (both HTTPS, a LAN CA certificate), the daemon, the code "
+        "location, `K8sRunLauncher` run pods (one infrastructure run at a time), storage on "
+        "`pg-main`'s `dagster` database, compute logs in the object store.",
         # Applied before the charts: the pods start with their configuration in place.
         objects=config_manifests(inv),
         charts=(
             # The ServiceAccount and its roles first (manifests filled in below).
             Chart(name="dagster-rbac"),
+            # Before the webservers, which mount its Secret (as trino-tls before trino).
+            Chart(name="dagster-tls", manifests=(WEBSERVER_CERTIFICATE,)),
             Chart(
                 name=HELM_RELEASE,
                 repo=CHART_REPO,
@@ -442,13 +511,13 @@ def dagster(
         workloads=(
             Workload(
                 "Deployment",
-                "dagster-dagster-webserver",
+                WEBSERVER_SERVICE,
                 (WEBSERVER,),
                 node_selector=DAGSTER_NODE,
             ),
             Workload(
                 "Deployment",
-                "dagster-dagster-webserver-read-only",
+                READ_ONLY_SERVICE,
                 # The chart renders it from dagsterWebserver's values: the same resources.
                 (WEBSERVER,),
                 node_selector=DAGSTER_NODE,
@@ -476,6 +545,8 @@ def dagster(
                 api_version="batch/v1",
             ),
         ),
+        # Not cert_manager, as for Trino (catalogue.trino): the runs go on whether or not
+        # cert-manager does; the webservers' first start waits for their Secret.
         needs=("postgres", "object_store"),
         secrets=(
             GeneratedSecret(

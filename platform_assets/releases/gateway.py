@@ -5,9 +5,9 @@ path: `ops` (admins: the full Dagster webserver), `lab` (developers: JupyterLab,
 NiFi when on) and `dash` (everyone: Grafana, the read-only Dagster webserver). Which roles pass
 which gateway is the roles table's (roles.py). Each gateway is a LoadBalancer address of its
 own (MetalLB) with its own name, `<gateway>.<domain>`, and a certificate cert-manager issues
-from the `lan-ca` ClusterIssuer. Behind it, Grafana, JupyterLab, Trino's UI, NiFi serve HTTPS with
-LAN CA certificates of their own, which the gateway verifies; the Dagster webservers are still
-plain HTTP inside the internal zone (docs/zones.md).
+from the `lan-ca` ClusterIssuer. Behind it, Grafana, JupyterLab, Trino's UI, both Dagster
+webservers and NiFi serve HTTPS with LAN CA certificates of their own, which the gateway verifies
+(docs/zones.md).
 
 Its secrets: the OIDC client secret is injected from OpenBao (`secret/gateway/oidc`, key
 `client_secret`, written by an admin) by the agent as a file; the cookie secret is generated
@@ -56,8 +56,8 @@ CA_DIR = "/etc/lan-ca"
 # Upstreams: Services as their releases name them (dagster.py, catalogue.py, notebooks.py,
 # nifi.py; Grafana's is the monitoring release's). A path in an upstream URL is its route.
 # HTTPS ones present a LAN CA certificate for that name (lan_tls.backend_certificate).
-DAGSTER = "http://dagster-dagster-webserver.dagster.svc:80/"
-DAGSTER_READ_ONLY = "http://dagster-dagster-webserver-read-only.dagster.svc:80/"
+DAGSTER = "https://dagster-dagster-webserver.dagster.svc:443/"
+DAGSTER_READ_ONLY = "https://dagster-dagster-webserver-read-only.dagster.svc:443/"
 GRAFANA = "https://grafana.monitoring.svc:443/grafana/"
 JUPYTER = "https://jupyterlab.notebooks.svc:8888/"
 TRINO_UI = "https://trino.query.svc:8443/ui/"

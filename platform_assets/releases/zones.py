@@ -103,7 +103,7 @@ FLOWS = (
     _f("gateway/oauth2-proxy", "monitoring/grafana", [3000], "dashboards (HTTPS)"),
     # The Dagster chart labels both webservers (and its daemon, which listens on nothing)
     # app.kubernetes.io/name=dagster and tells them apart by `component` only.
-    _f("gateway/oauth2-proxy", "dagster/dagster", [80], "Dagster, both webservers"),
+    _f("gateway/oauth2-proxy", "dagster/dagster", [443], "Dagster, both webservers (HTTPS)"),
     _f("gateway/oauth2-proxy", "notebooks/jupyterlab", [8888], "JupyterLab (HTTPS)"),
     _f("gateway/oauth2-proxy", "query/trino", [8443], "Trino's web UI (HTTPS)"),
     _f("gateway/oauth2-proxy", "nifi/nifi", [8443], "NiFi's UI", nifi=True),

@@ -1,6 +1,8 @@
 """`dagster_handover` against a real Dagster: `dagster-webserver` and `dagster-daemon` started
 here on a free 127.0.0.1 port, loading this code location on the cluster profile with the
-release's ConfigMap settings and `PICLUSTER_SCHEDULES_OWNER=cluster`, as in a pod.
+release's ConfigMap settings and `PICLUSTER_SCHEDULES_OWNER=cluster`, as in a pod. The
+webserver is our image's entry serving HTTPS with the release's certificate (from a test CA,
+naming only the Services, not 127.0.0.1): the handover verifies it as through a port-forward.
 
 What is not a pod: the "pod" is this machine with `KUBERNETES_SERVICE_HOST` set (what makes
 the code location know it is the cluster's) and the settings' endpoints on closed loopback
@@ -8,42 +10,47 @@ ports (nothing is contacted at load; a sensor tick that tries gets a refused con
 webserver, the daemon, their heartbeats, the GraphQL answers and the code location are real.
 """
 
-import json
 import os
 import sys
-import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import yaml
 
+from platform_assets.handover import assets as handover
 from platform_assets.handover import status
 from platform_assets.releases import dagster as release
+from platform_assets.releases import lan_tls
 from resources.settings import PROJECT_ROOT
+from tests.harness.gateway import secret_volume
+from tests.harness.lan_ca import new_ca
 from tests.harness.procs import LOOPBACK, ServiceProcess, free_port
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 BIN = Path(sys.executable).parent
+ENTRY_DIR = PROJECT_ROOT / "deploy" / "image" / "bin"  # first on the image's PATH
 CLOSED = f"{LOOPBACK}:9"  # discard: nothing listens here
 
 
-def _graphql(url: str, query: str, variables: dict | None = None, timeout_s=30.0) -> dict:
-    request = urllib.request.Request(
-        url + "/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
+def _graphql(dagster, query: str, variables: dict | None = None, timeout_s=30.0) -> dict:
+    # The handover's own HTTPS client, verifying the webserver as the handover does.
+    body = status.post_json(
+        dagster.url + "/graphql",
+        {"query": query, "variables": variables or {}},
+        status.lan_ca_context(str(dagster.ca_file)),
+        handover.SERVER_NAME,
+        timeout_s,
     )
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        body = json.loads(response.read())
     assert not body.get("errors"), body
     return body["data"]
 
 
-def _location_state(url: str) -> str:
+def _location_state(dagster) -> str:
     data = _graphql(
-        url,
+        dagster,
         "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
         "locationOrLoadError { __typename } } } } }",
     )
@@ -58,7 +65,14 @@ class ClusterDagster:
     def __init__(self, root: Path):
         self.root = root
         self.port = free_port()
-        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.url = f"https://{LOOPBACK}:{self.port}"
+        # The webservers' Secret as the kubelet mounts it, its certificate from the release.
+        issued = new_ca().issue(release.WEBSERVER_CERTIFICATE, root / "issued")
+        tls_dir = secret_volume(
+            root / "webserver-tls",
+            {n: (issued / n).read_bytes() for n in ("tls.crt", "tls.key", lan_tls.CA_KEY)},
+        )
+        self.ca_file = tls_dir / lan_tls.CA_KEY
         home = root / "dagster_home"
         home.mkdir()
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -113,11 +127,17 @@ class ClusterDagster:
             }
         )
         workspace = ["-w", str(root / "workspace.yaml")]
+        # As the chart runs it: by name, through bash, our entry first on PATH.
+        command = f"dagster-webserver -h {LOOPBACK} -p {self.port} {' '.join(workspace)}"
         self.webserver = ServiceProcess(
             "dagster-webserver",
-            [str(BIN / "dagster-webserver"), "-h", LOOPBACK, "-p", str(self.port), *workspace],
+            ["/bin/bash", "-c", command],
             root / "logs" / "webserver.log",
-            env=env,
+            env={
+                **env,
+                "PATH": f"{ENTRY_DIR}:{BIN}:/usr/bin:/bin",
+                release.WEBSERVER_TLS_VARIABLE: str(tls_dir),
+            },
             cwd=root,
         )
         self.daemon = ServiceProcess(
@@ -131,14 +151,14 @@ class ClusterDagster:
     def start_webserver(self) -> None:
         self.webserver.start()
         self.webserver.wait_ready(
-            lambda: _location_state(self.url) == "LOADED:RepositoryLocation",
+            lambda: _location_state(self) == "LOADED:RepositoryLocation",
             300,
             "serving the loaded code location",
         )
 
     def reload(self) -> str:
         _graphql(
-            self.url,
+            self,
             "mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name)"
             " { __typename } }",
             {"name": release.CODE_LOCATION},
@@ -146,11 +166,11 @@ class ClusterDagster:
             # machine.
             timeout_s=300.0,
         )
-        return _location_state(self.url)
+        return _location_state(self)
 
     def stop_sensor(self, name: str) -> None:
         data = _graphql(
-            self.url,
+            self,
             "{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {"
             " ... on RepositoryLocation { repositories { sensors { id name } } } } } } } }",
         )
@@ -158,7 +178,7 @@ class ClusterDagster:
         (repo,) = entry["locationOrLoadError"]["repositories"]
         (sensor_id,) = [s["id"] for s in repo["sensors"] if s["name"] == name]
         answer = _graphql(
-            self.url,
+            self,
             "mutation($id: String) { stopSensor(id: $id) { __typename } }",
             {"id": sensor_id},
         )
@@ -176,21 +196,22 @@ def cluster_dagster(tmp_path):
     dagster.stop()
 
 
-def _handover(url: str, wait_s: float = 0.0):
+def _handover(dagster, wait_s: float = 0.0):
     """`dagster_handover` run in this checkout's code location (the laptop's, local profile
     here): what it expects is what this code defines."""
     import definitions
 
     job = definitions.defs.resolve_implicit_global_asset_job_def()
+    config = {"url": dagster.url, "ca_file": str(dagster.ca_file), "wait_s": wait_s}
     return job.execute_in_process(
         asset_selection=[dg.AssetKey("dagster_handover")],
-        run_config={"ops": {"dagster_handover": {"config": {"url": url, "wait_s": wait_s}}}},
+        run_config={"ops": {"dagster_handover": {"config": config}}},
     )
 
 
-def _fails(url: str, wait_s: float = 0.0) -> str:
+def _fails(dagster, wait_s: float = 0.0) -> str:
     with pytest.raises(dg.Failure) as failed:
-        _handover(url, wait_s)
+        _handover(dagster, wait_s)
     return failed.value.description
 
 
@@ -198,12 +219,12 @@ def test_the_handover_passes_only_once_the_clusters_dagster_runs_everything(clus
     cluster_dagster.start_webserver()
 
     # The webserver alone: the code location is loaded, but no daemon runs the schedules.
-    problem = _fails(cluster_dagster.url)
+    problem = _fails(cluster_dagster)
     assert "daemons not running" in problem
     assert "SCHEDULER" in problem and "SENSOR" in problem
 
     cluster_dagster.daemon.start()
-    result = _handover(cluster_dagster.url, wait_s=180)
+    result = _handover(cluster_dagster, wait_s=180)
     (done,) = result.get_asset_materialization_events()
     meta = done.step_materialization_data.materialization.metadata
     table = meta["automation"].value
@@ -221,23 +242,35 @@ def test_the_handover_passes_only_once_the_clusters_dagster_runs_everything(clus
 
     # Someone stops a sensor in the cluster's UI: not handed over any more, and it says which.
     cluster_dagster.stop_sensor("landing_files")
-    problem = _fails(cluster_dagster.url)
+    problem = _fails(cluster_dagster)
     assert "sensor landing_files is STOPPED, not RUNNING" in problem
     assert "nightly_backups" not in problem
 
     # A broken inventory ConfigMap: the code location does not load; the error is named.
     cluster_dagster.inventory.write_text(cluster_dagster.inventory_text.replace("nodes:", "n0des:"))
     assert cluster_dagster.reload() == "LOADED:PythonError"
-    problem = _fails(cluster_dagster.url)
+    problem = _fails(cluster_dagster)
     assert f"code location '{release.CODE_LOCATION}' failed to load" in problem
     assert "inventory.yaml: nodes: is required" in problem
 
 
-def test_a_dagster_that_does_not_answer_is_named():
-    url = f"http://{LOOPBACK}:{free_port()}"
-    problem = _fails(url)
-    assert f"{url}/graphql did not answer" in problem
+@dataclass
+class _Nowhere:
+    url: str
+    ca_file: Path
+
+
+def test_a_dagster_that_does_not_answer_is_named(tmp_path):
+    nowhere = _Nowhere(f"https://{LOOPBACK}:{free_port()}", new_ca().write_ca(tmp_path / "ca.crt"))
+    problem = _fails(nowhere)
+    assert f"{nowhere.url}/graphql did not answer" in problem
     assert "port-forward" in problem
+
+
+def test_a_missing_lan_ca_certificate_is_named_before_anything_is_asked(tmp_path):
+    problem = _fails(_Nowhere(f"https://{LOOPBACK}:{free_port()}", tmp_path / "lan-ca.crt"))
+    assert f"cannot read the LAN CA's certificate {tmp_path / 'lan-ca.crt'}" in problem
+    assert "config `ca_file`" in problem
 
 
 # --- the verdict on recorded answers (the shapes the real webserver gave above) ---------------

@@ -159,6 +159,27 @@ def test_the_final_stage_runs_as_the_user_the_release_expects(image):
     ]
 
 
+def test_the_charts_webserver_command_finds_the_images_entry(image):
+    # The chart runs `/bin/bash -c "dagster-webserver ..."`: by name, on the image's PATH.
+    workdir, final = image
+    env = {}
+    for word, args in final.steps:
+        if word == "ENV":
+            env.update(env_pairs(args))
+    path = env["PATH"].replace("/opt/piclusterops", str(workdir)).replace("$PATH", "/usr/bin:/bin")
+    done = subprocess.run(
+        ["/bin/bash", "-c", "command -v dagster-webserver; dagster-webserver --version"],
+        env={"PATH": path, "HOME": str(workdir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found, answer = done.stdout.strip().splitlines()
+    assert found == str(workdir / "bin" / "dagster-webserver")
+    assert answer == f"dagster-webserver, version {release.DAGSTER_VERSION}"
+
+
 def test_a_file_the_image_lacks_fails_the_load(tmp_path):
     # The same build with `COPY sensors` dropped: the code location no longer loads.
     text = DOCKERFILE.read_text().replace("COPY sensors ./sensors\n", "")

@@ -247,7 +247,13 @@ def test_every_https_upstream_presents_a_lan_ca_certificate_for_the_name_the_gat
     certificates = _certificates(INV)
     upstreams = [u for g in gateway.gateways(INV) for u in g.upstreams if u not in gateway.NIFI]
     https = [u for u in upstreams if u.startswith("https://")]
-    assert https == [gateway.JUPYTER, gateway.TRINO_UI, gateway.GRAFANA]
+    assert https == [
+        gateway.DAGSTER,
+        gateway.JUPYTER,
+        gateway.TRINO_UI,
+        gateway.DAGSTER_READ_ONLY,
+        gateway.GRAFANA,
+    ]
     for url in https:
         host = url.removeprefix("https://").split(":")[0]
         namespace = host.split(".")[1]

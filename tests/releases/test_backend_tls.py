@@ -9,7 +9,6 @@ What stops short: the chart's templates are not rendered here (DESIGN.md), so th
 (trinodb/charts, templates/configmap-coordinator.yaml), written out in `_chart_properties`.
 """
 
-import os
 import socket
 import ssl
 import urllib.error
@@ -22,10 +21,10 @@ import trino
 import yaml
 
 from platform_assets.inventory import parse_inventory
-from platform_assets.releases import catalogue, lan_tls
-from tests.harness import oauth2_proxy_dist
+from platform_assets.releases import catalogue, gateway, lan_tls
+from tests.harness.gateway import start_gateway
 from tests.harness.lan_ca import new_ca
-from tests.harness.procs import LOOPBACK, ServiceProcess, free_port
+from tests.harness.procs import LOOPBACK, free_port
 from tests.harness.trino import start_trino
 
 pytestmark = pytest.mark.service
@@ -166,83 +165,6 @@ def test_the_web_ui_answers_a_request_forwarded_as_the_gateway_forwards_it(trino
 # --- the gateway's hop: a real oauth2-proxy of the release's version in front of that Trino ----
 
 
-def _secret_volume(directory: Path, files: dict[str, bytes]) -> Path:
-    """`directory` laid out as the kubelet writes a Secret volume: the files in a timestamped
-    directory, `..data` linking to it, each key a link through `..data` (what Go reads)."""
-    stamp = directory / "..2026_12_01_00_00_00.000000001"
-    stamp.mkdir(parents=True)
-    for name, data in files.items():
-        (stamp / name).write_bytes(data)
-    (directory / "..data").symlink_to(stamp.name)
-    for name in files:
-        (directory / name).symlink_to(f"..data/{name}")
-    return directory
-
-
-def _start_gateway(tmp: Path, lan_ca, trust, trino_port: int, log_dir: Path):
-    """oauth2-proxy with the `lab` gateway's configuration file as rendered, its environment
-    and its CA directory as the chart values give them, changed only where the test has no
-    cluster: its upstream dialled on loopback, no identity provider (discovery skipped, and
-    the UI's route let through unauthenticated), its certificate from the test CA."""
-    import tomllib
-
-    from platform_assets.releases import gateway
-    from platform_assets.releases.access_settings import load_access_settings
-
-    (lab,) = [g for g in gateway.gateways(INV) if g.name == "lab"]
-    config = tomllib.loads(gateway.config_file(lab, load_access_settings()))
-    assert config["ssl_upstream_insecure_skip_verify"] is False
-    values = gateway.chart_values(lab, load_access_settings())
-    env_values = {e["name"]: e.get("value") for e in values["extraEnv"]}
-    assert env_values["SSL_CERT_DIR"] == gateway.CA_DIR
-
-    own = lan_ca.issue(gateway.certificate(lab, load_access_settings()), tmp / "tls", (LOOPBACK,))
-    ca_dir = _secret_volume(tmp / "lan-ca", {lan_tls.CA_KEY: trust})
-    (tmp / "client-secret").write_text("test-client-secret")
-    route = gateway.TRINO_UI.removeprefix("https://").split("/", 1)[1]
-    config.update(
-        upstreams=[f"https://{LOOPBACK}:{trino_port}/{route}"],
-        tls_cert_file=str(own / "tls.crt"),
-        tls_key_file=str(own / "tls.key"),
-        client_secret_file=str(tmp / "client-secret"),
-        skip_oidc_discovery=True,
-        login_url="https://127.0.0.1:9/authorize",
-        redeem_url="https://127.0.0.1:9/token",
-        oidc_jwks_url="https://127.0.0.1:9/jwks",
-        skip_auth_routes=[f"^/{route}"],
-    )
-    (tmp / "oauth2-proxy.cfg").write_text(
-        "".join(f"{k} = {gateway._toml(v)}\n" for k, v in config.items())
-    )
-    https_port, http_port = free_port(), free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    # As in the pod: SSL_CERT_DIR from the chart values, SSL_CERT_FILE unset (the image's
-    # bundle, and this host's, is the default file Go reads beside the directory).
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSL_CERT", "OAUTH2_PROXY"))}
-    env.update(
-        SSL_CERT_DIR=str(ca_dir), OAUTH2_PROXY_COOKIE_SECRET="0123456789abcdef0123456789abcdef"
-    )
-    proc = ServiceProcess(
-        "oauth2-proxy",
-        [
-            str(oauth2_proxy_dist.ensure()),
-            f"--config={tmp / 'oauth2-proxy.cfg'}",
-            f"--https-address={LOOPBACK}:{https_port}",
-            f"--http-address={LOOPBACK}:{http_port}",
-        ],
-        log_dir / "oauth2-proxy.log",
-        env=env,
-        cwd=tmp,
-    ).start()
-
-    def probe() -> bool:
-        with socket.create_connection((LOOPBACK, https_port), timeout=2):
-            return True
-
-    proc.wait_ready(probe, 30, "listening")
-    return proc, https_port, own
-
-
 def _through_gateway(port: int, own: Path) -> requests.Response:
     return requests.get(
         f"https://{LOOPBACK}:{port}/ui/",
@@ -256,8 +178,14 @@ def test_the_gateway_reaches_trinos_ui_over_https_verifying_the_lan_ca(
     trino_https, lan_ca, tmp_path, service_registry
 ):
     _, port, _ = trino_https
-    proc, gateway_port, own = _start_gateway(
-        tmp_path, lan_ca, lan_ca.pem(), port, service_registry.log_dir / "gateway-trusted"
+    proc, gateway_port, own = start_gateway(
+        tmp_path,
+        lan_ca,
+        lan_ca.pem(),
+        "lab",
+        INV,
+        {gateway.TRINO_UI: port},
+        service_registry.log_dir / "gateway-trusted",
     )
     try:
         answer = _through_gateway(gateway_port, own)
@@ -274,8 +202,14 @@ def test_a_gateway_trusting_another_ca_refuses_the_upstream(
 ):
     _, port, _ = trino_https
     other = new_ca("some other CA").pem()
-    proc, gateway_port, own = _start_gateway(
-        tmp_path, lan_ca, other, port, service_registry.log_dir / "gateway-untrusted"
+    proc, gateway_port, own = start_gateway(
+        tmp_path,
+        lan_ca,
+        other,
+        "lab",
+        INV,
+        {gateway.TRINO_UI: port},
+        service_registry.log_dir / "gateway-untrusted",
     )
     try:
         answer = _through_gateway(gateway_port, own)

@@ -64,6 +64,7 @@ def test_every_release_with_a_backend_behind_the_gateway_brings_its_certificate(
         ("monitoring", "grafana"),
         ("notebooks", "jupyterlab"),
         ("nifi", "nifi"),
+        ("dagster", "dagster-webserver"),  # both webservers' Services (dagster.py)
     }
 
 

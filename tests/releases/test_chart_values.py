@@ -1,5 +1,6 @@
-"""The values we send the access and monitoring releases' upstream charts, held against each
-chart's own values: every key path we set must be one the chart reads, with the type it reads.
+"""The values we send the access, monitoring and dagster releases' upstream charts, held against
+each chart's own values: every key path we set must be one the chart reads, with the type it
+reads.
 Helm ignores a misspelled key without a word, so a typo here would only show on a Pi as a
 default quietly left in place.
 
@@ -220,14 +221,102 @@ KUBE_PROMETHEUS_STACK = {
     "grafana.nodeSelector": dict,
 }
 
+# dagster 1.13.27 (issue 9 checked these against the chart's schema, docs/releases.md):
+# helm/dagster/schema/schema/charts/dagster/values.py @0f2d9d8, subschema/daemon.py @0070107,
+# subschema/global_.py @53ff29f, dagster_user_deployments/subschema/user_deployments.py
+# @0070107. The webservers' HTTPS keys (`service.port`, `env` as a list, `volumes`,
+# `volumeMounts`, `readinessProbe`): subschema/webserver.py @0070107 and @288c611 (both have
+# them, `extra = forbid`), utils/kubernetes.py @0070107 (Service: `port`, `type`; the probe a
+# core/v1 Probe), and where the templates read them: templates/helpers/_deployment-webserver.tpl
+# @068394f (`service.port` is the container port, `env` rendered when a list, `volumes`,
+# `volumeMounts`, `readinessProbe` as written), _service-webserver.tpl @a07d616 (the Service's
+# port), _helpers.tpl @a07d616 (`-p {{ service.port }}`). Below `postgresql`, `runLauncher.config`
+# and `computeLogManager.config` the subschemas were not re-read: leaves here.
+DAGSTER = {
+    "global.serviceAccountName": str,
+    "global.postgresqlSecretName": str,
+    "serviceAccount.create": bool,
+    "serviceAccount.name": str,
+    # Not in the current schema; DagsterHelmValues allows extra top-level keys (docs/releases.md).
+    "rbacEnabled": bool,
+    **{
+        f"dagsterWebserver.{k}": types
+        for k, types in {
+            "image": dict,
+            "replicaCount": int,
+            "resources": dict,
+            "enableReadOnly": bool,
+            "envSecrets": list,
+            "envConfigMaps": list,
+            "nodeSelector": dict,
+            "podSecurityContext": dict,
+            "securityContext": dict,
+            "service.port": int,
+            "env": list,
+            "volumes": list,
+            "volumeMounts": list,
+            "readinessProbe": dict,
+        }.items()
+    },
+    **{
+        f"dagsterDaemon.{k}": types
+        for k, types in {
+            "image": dict,
+            "resources": dict,
+            "envSecrets": list,
+            "envConfigMaps": list,
+            "nodeSelector": dict,
+            "podSecurityContext": dict,
+            "securityContext": dict,
+            "runCoordinator.enabled": bool,
+            "runCoordinator.type": str,
+            "runCoordinator.config": dict,
+            "runMonitoring": dict,
+            "runRetries": dict,
+        }.items()
+    },
+    "dagster-user-deployments.enabled": bool,
+    "dagster-user-deployments.enableSubchart": bool,
+    "dagster-user-deployments.deployments": list,
+    **{
+        f"dagster-user-deployments.deployments[].{k}": types
+        for k, types in {
+            "name": str,
+            "image": dict,
+            "dagsterApiGrpcArgs": list,
+            "port": int,
+            "envSecrets": list,
+            "envConfigMaps": list,
+            "volumes": list,
+            "volumeMounts": list,
+            "resources": dict,
+            "includeConfigInLaunchedRuns.enabled": bool,
+            "nodeSelector": dict,
+            "podSecurityContext": dict,
+            "securityContext": dict,
+        }.items()
+    },
+    "runLauncher.type": str,
+    "runLauncher.config": dict,
+    "postgresql": dict,
+    "generatePostgresqlPasswordSecret": bool,
+    "computeLogManager.type": str,
+    "computeLogManager.config": dict,
+    "rabbitmq.enabled": bool,
+    "redis.enabled": bool,
+    "flower.enabled": bool,
+    "telemetry.enabled": bool,
+}
+
 # HelmChart name -> the table its values are held against.
 TABLES = {
     "openbao": OPENBAO,
     **{f"gateway-{g}": OAUTH2_PROXY for g in ("ops", "lab", "dash")},
     "kube-prometheus-stack": KUBE_PROMETHEUS_STACK,
+    "dagster": DAGSTER,
 }
 # Upstream charts checked by issue 9 against their upstream values (docs/releases.md).
-CHECKED_BEFORE = {"metallb", "cert-manager", "cloudnative-pg", "trino", "dagster"}
+CHECKED_BEFORE = {"metallb", "cert-manager", "cloudnative-pg", "trino"}
 
 
 def _split(path: str) -> tuple[str, ...]:

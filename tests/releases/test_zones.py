@@ -161,15 +161,16 @@ def test_from_the_lan_only_the_gateway_and_the_s3_endpoint_answer():
 
 def test_the_gateway_reaches_each_ui_only_on_the_port_it_serves_https_on():
     # Written out by hand: the pod port behind each gateway upstream (Grafana's Service 443 is
-    # its pod's 3000; the Dagster webservers are still HTTP). Trino's plain 8080 stays open
-    # to its query clients, never to the gateway.
+    # its pod's 3000; the Dagster webservers listen on their Service's 443 themselves). Trino's
+    # plain 8080 stays open to its query clients, never to the gateway.
     gateway = Pod("gateway", {APP_LABEL: "oauth2-proxy"})
     hops = {
         Pod("monitoring", {APP_LABEL: "grafana"}): 3000,
         Pod("notebooks", {APP_LABEL: "jupyterlab"}): 8888,
         Pod("query", {APP_LABEL: "trino"}): 8443,
         # Both webservers as the Dagster chart labels them (_deployment-webserver.tpl).
-        Pod("dagster", {APP_LABEL: "dagster", "component": "dagster-webserver"}): 80,
+        Pod("dagster", {APP_LABEL: "dagster", "component": "dagster-webserver"}): 443,
+        Pod("dagster", {APP_LABEL: "dagster", "component": "dagster-webserver-read-only"}): 443,
         Pod("nifi", {APP_LABEL: "nifi"}): 8443,
     }
     c = cluster(INV)
