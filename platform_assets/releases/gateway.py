@@ -109,6 +109,9 @@ def config_file(g: Gateway, access: AccessSettings) -> str:
         "tls_key_file": f"{TLS_DIR}/tls.key",
         "skip_provider_button": True,
         "pass_user_headers": True,
+        # Grafana logs people in from the ID token (`Authorization: Bearer`, monitoring.py's
+        # grafana_login_values); no other upstream reads it, so no other gateway sends it.
+        "pass_authorization_header": g.name == "dash",
         # NiFi serves HTTPS with its own self-signed certificate, which no CA vouches for; the
         # option is per gateway, so with NiFi on the `lab` gateway verifies none of its
         # upstreams (docs/zones.md, "TLS behind the gateway"). Every other gateway verifies.

@@ -369,6 +369,12 @@ BAD_SETTINGS = [
         "PICLUSTER_OIDC_KUBECTL_CLIENT_ID is set but empty",
     ),
     ({"PICLUSTER_OIDC_KUBECTL_CLIENT_ID": "kube ctl"}, "PICLUSTER_OIDC_KUBECTL_CLIENT_ID"),
+    # A chosen provider's keys: the example's would verify none of its tokens.
+    (
+        {"PICLUSTER_OIDC_ISSUER_URL": "https://sso.lan/realms/pi"},
+        "PICLUSTER_OIDC_JWKS_URL is not set",
+    ),
+    ({"PICLUSTER_OIDC_JWKS_URL": "http://sso.lan/certs"}, "PICLUSTER_OIDC_JWKS_URL"),
 ]
 
 
@@ -382,6 +388,7 @@ def test_the_provider_comes_from_the_settings():
     access = load_access_settings(
         {
             "PICLUSTER_OIDC_ISSUER_URL": "https://auth.home.example/application/o/pi/",
+            "PICLUSTER_OIDC_JWKS_URL": "https://auth.home.example/application/o/pi/jwks/",
             "PICLUSTER_OIDC_CLIENT_ID": "pi-gateway",
             "PICLUSTER_GATEWAY_DOMAIN": "home.example",
         }
@@ -427,8 +434,13 @@ def _groups_read_by_every_verifier() -> dict[str, tuple]:
         assert bound == data["groups_claim"], name
         (scope,) = data["oidc_scopes"]
         seen[f"openbao-{name}"] = (data["groups_claim"], scope)
-    # Grafana: which claim its role mapping finds the admins' group in.
-    path = roles.grafana_role_settings()["role_attribute_path"]
+    # Grafana: which claim its rendered role mapping finds the admins' group in.
+    (stack,) = [
+        h
+        for h in helmcharts(built["monitoring"])
+        if h["metadata"]["name"] == "kube-prometheus-stack"
+    ]
+    path = stack["spec"]["values"]["grafana"]["grafana.ini"]["auth.jwt"]["role_attribute_path"]
 
     def admin_by(claim: str) -> bool:
         try:
@@ -466,6 +478,9 @@ def test_every_verifier_reads_the_groups_from_the_one_claim_setting(
     monkeypatch, environ, claim, scope
 ):
     monkeypatch.setenv("PICLUSTER_OIDC_ISSUER_URL", "https://auth.home.example/application/o/pi/")
+    monkeypatch.setenv(
+        "PICLUSTER_OIDC_JWKS_URL", "https://auth.home.example/application/o/pi/jwks/"
+    )
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     seen = _groups_read_by_every_verifier()
@@ -474,6 +489,11 @@ def test_every_verifier_reads_the_groups_from_the_one_claim_setting(
         for verifier in seen
     }
     assert len(seen) == 7
+
+
+@pytest.mark.parametrize("name", ["ops", "lab", "dash"])
+def test_only_the_dash_gateway_passes_the_id_token_grafana_logs_in_with(name):
+    assert _gateway_config(name)["pass_authorization_header"] is (name == "dash")
 
 
 def test_the_gateways_ask_for_each_scope_once():
