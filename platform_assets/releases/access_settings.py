@@ -1,7 +1,8 @@
 """Where people sign in: the OIDC provider of the user's choice and the gateway's domain, from
 `PICLUSTER_OIDC_*` and `PICLUSTER_GATEWAY_DOMAIN`, read with the platform's own variable reader
-so a wrong value stops the load with a message naming the variable. The gateways, OpenBao and
-the Kubernetes API (the K3s server's `kube-apiserver-arg`) all trust this one provider.
+so a wrong value stops the load with a message naming the variable. The gateways, OpenBao,
+Grafana (the ID token the dash gateway passes) and the Kubernetes API (the K3s server's
+`kube-apiserver-arg`) all trust this one provider.
 
 Only names and addresses live here. The provider's client secret is never a setting of this
 process: a person stores it in OpenBao (the gateway's) and in the `openbao-oidc` Secret
@@ -19,6 +20,9 @@ from resources.settings import PREFIX, SettingsError, _Reader
 DEFAULT_ISSUER = "https://sso.picluster.lan/realms/picluster"
 DEFAULT_CLIENT_ID = "piclusterops"
 DEFAULT_DOMAIN = "picluster.lan"
+# The example issuer's key set, where Keycloak publishes it (a provider's discovery document
+# names it `jwks_uri`; Grafana reads no discovery document, so it is a setting of its own).
+DEFAULT_JWKS_URL = DEFAULT_ISSUER + "/protocol/openid-connect/certs"
 _DOMAIN = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
@@ -52,6 +56,9 @@ class AccessSettings:
     kubectl_client_id: str = ""
     groups_claim: str = DEFAULT_GROUPS_CLAIM  # the ID token claim listing the person's groups
     groups_scope: str = DEFAULT_GROUPS_CLAIM  # the scope every login asks for, to get it
+    # The provider's signing keys (its discovery document's `jwks_uri`): Grafana verifies the
+    # ID token the dash gateway passes it against them.
+    jwks_url: str = DEFAULT_JWKS_URL
 
     def __post_init__(self):
         if not self.kubectl_client_id:
@@ -121,13 +128,24 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
         default=groups_claim,
         expected="one OAuth scope, e.g. groups or profile (no spaces or quotes)",
     )
+    # No default once a provider is chosen: the example's keys would verify no token of it, and
+    # every Grafana login would fail with nothing naming the cause.
+    provider_chosen = read.raw("OIDC_ISSUER_URL") is not None
+    jwks_url = read.matching(
+        "OIDC_JWKS_URL",
+        _URL,
+        default=None if provider_chosen else DEFAULT_JWKS_URL,
+        expected="the https URL of the provider's signing keys, the `jwks_uri` of its "
+        "/.well-known/openid-configuration (Grafana verifies the ID token with them)",
+    )
     return AccessSettings(
         issuer,
         client_id,
         domain,
-        provider_chosen=read.raw("OIDC_ISSUER_URL") is not None,
+        provider_chosen=provider_chosen,
         username_claim=username_claim,
         kubectl_client_id=kubectl_client_id,
         groups_claim=groups_claim,
         groups_scope=groups_scope,
+        jwks_url=jwks_url,
     )

@@ -46,6 +46,8 @@ HTTPS_PORT = 4443
 SECRET_FILE = "/vault/secrets/oidc-client-secret"  # noqa: S105 (a path)
 TLS_DIR = "/etc/gateway-tls"
 COOKIE_SECRET = "gateway-cookie"  # noqa: S105 (a Secret's name)
+# Shorter than any ID token lifetime a provider is likely to be set to (Keycloak: 5 minutes).
+SESSION_REFRESH = "1m"
 
 # The LAN CA's certificate, from this namespace's own gateway certificates' Secrets (cert-manager
 # writes `ca.crt` into each): oauth2-proxy 7.6 has no upstream-CA option, and its upstream
@@ -109,6 +111,14 @@ def config_file(g: Gateway, access: AccessSettings) -> str:
         "tls_key_file": f"{TLS_DIR}/tls.key",
         "skip_provider_button": True,
         "pass_user_headers": True,
+        # Grafana logs people in from the ID token (`Authorization: Bearer`, monitoring.py's
+        # grafana_login_values); no other upstream reads it, so no other gateway sends it.
+        "pass_authorization_header": g.name == "dash",
+        # That token must be a live one: Grafana checks its `exp`, and providers issue ID tokens
+        # for minutes (Keycloak's default is 5), while the gateway's session lasts a week. So
+        # `dash` renews the tokens with the refresh token once its session is older than this
+        # (on the next request), and Grafana never sees an expired one.
+        **({"cookie_refresh": SESSION_REFRESH} if g.name == "dash" else {}),
         # Every gateway verifies every HTTPS upstream against the LAN CA (NiFi's too: nifi.py);
         # said, not left to the default, since one upstream without a certificate of ours
         # would take the whole gateway's verification with it (the option is per gateway).

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from platform_assets.inventory import Inventory
-from platform_assets.releases import alert_receiver, alerts, lan_tls
+from platform_assets.releases import alert_receiver, alerts, lan_tls, roles
 from platform_assets.releases.access_settings import AccessSettings, load_access_settings
 from platform_assets.releases.spec import (
     MANAGED_BY,
@@ -200,6 +200,56 @@ def grafana_server_values(access: AccessSettings) -> dict:
     }
 
 
+def grafana_login_values(access: AccessSettings) -> dict:
+    """How a person gets into Grafana: only as the `dash` gateway vouches, with the Grafana role
+    their groups give them (roles.grafana_role_settings).
+
+    `auth.jwt`, reading the ID token the gateway passes (`Authorization: Bearer <id token>`,
+    gateway.py; Grafana strips the "Bearer " itself), checked against the provider's keys, its
+    issuer and our client id. Not `auth.generic_oauth`: that is a second OAuth login, with a
+    client secret in Grafana and a redirect URL at the provider, behind a gateway that has
+    already logged the person in. Not `auth.proxy`: it trusts a header by the sender's address,
+    and maps no groups to roles. Grafana's own login form, its basic auth and anonymous access
+    are off, so the mapping is the only way in; nothing of the chart logs in with the admin
+    password (the dashboard sidecar makes no reload call, the datasource sidecar is off).
+    """
+    return {
+        "grafana.ini": {
+            "auth.jwt": {
+                "enabled": True,
+                "header_name": "Authorization",
+                "jwk_set_url": access.jwks_url,
+                "expect_claims": json.dumps({"iss": access.issuer_url, "aud": access.client_id}),
+                "username_claim": access.username_claim,
+                "email_claim": "email",
+                "auto_sign_up": True,
+                **roles.grafana_role_settings(),
+            },
+            "auth": {
+                "disable_login_form": True,
+                # Grafana's sign-out cannot end the gateway's session; the gateway's can.
+                "signout_redirect_url": f"https://{access.host('dash')}/oauth2/sign_out",
+            },
+            "auth.basic": {"enabled": False},
+            "auth.anonymous": {"enabled": False},
+        },
+        # Go verifies the provider's keys' URL with the system roots plus every certificate in
+        # this directory: the LAN CA (cert-manager's ca.crt beside Grafana's own certificate),
+        # for a provider on the LAN. SSL_CERT_FILE stays unset: public providers still verify.
+        "env": {"SSL_CERT_DIR": GRAFANA_TLS_DIR},
+    }
+
+
+def grafana_values(access: AccessSettings) -> dict:
+    """grafana_server_values and grafana_login_values as one block: both write `grafana.ini`."""
+    tls, login = grafana_server_values(access), grafana_login_values(access)
+    ini = {
+        section: {**tls["grafana.ini"].get(section, {}), **login["grafana.ini"].get(section, {})}
+        for section in {**tls["grafana.ini"], **login["grafana.ini"]}
+    }
+    return {**tls, **login, "grafana.ini": ini}
+
+
 def chart_values(inv: Inventory) -> dict:
     servers = [n.address for n in inv.nodes if n.role == "server"]
     reloader = {"image": _image(RELOADER_IMAGE), "resources": RELOADER.resources()}
@@ -309,7 +359,7 @@ def chart_values(inv: Inventory) -> dict:
                 "datasources": {"enabled": False},
             },
             "testFramework": {"enabled": False},
-            **grafana_server_values(load_access_settings()),
+            **grafana_values(load_access_settings()),
             **_placed(DASHBOARDS_NODE),
         },
     }

@@ -241,7 +241,7 @@ def access_roles(inv: Inventory) -> Release:
 
 
 def grafana_role_attribute_path(groups_claim: str) -> str:
-    """Grafana's `auth.generic_oauth.role_attribute_path` (JMESPath over the ID token's claims):
+    """Grafana's `auth.jwt.role_attribute_path` (JMESPath over the ID token's claims):
     the most privileged role whose group the person is in; anyone else is refused
     (`role_attribute_strict`)."""
     ordered = sorted(ROLES, key=lambda r: ("Admin", "Editor", "Viewer").index(r.grafana))
@@ -253,8 +253,9 @@ def grafana_role_attribute_path(groups_claim: str) -> str:
 
 
 def grafana_role_settings() -> dict:
-    """The role mapping of Grafana's `grafana.ini` `auth.generic_oauth` section, for the
-    monitoring release to merge beside its provider's URLs (the groups claim from settings)."""
+    """The role mapping of Grafana's `grafana.ini` `auth.jwt` section, which the monitoring
+    release merges beside the token's checks (monitoring.grafana_login_values; the groups
+    claim from settings)."""
     return {
         "role_attribute_path": grafana_role_attribute_path(load_access_settings().groups_claim),
         "role_attribute_strict": True,

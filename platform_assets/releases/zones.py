@@ -117,6 +117,8 @@ FLOWS = (
     _f("dagster", "storage/seaweedfs", [8333], "landing, curation, compute logs, backups"),
     _f("dagster", "monitoring/pushgateway", [9091], "asset-check results for the alerts"),
     _f("monitoring/grafana", "logging/loki", [3100], "logs in the dashboards"),
+    _f("monitoring/grafana", INTERNET, [443], "the OIDC provider's keys (jwk_set_url)"),
+    _f("monitoring/grafana", LAN, [443], "the OIDC provider's keys, when it is on the LAN"),
     # The restricted zone: each client named.
     _f("query/metastore", "databases/pg-main", [5432], "the metastore's database"),
     _f("dagster", "databases/pg-main", [5432], "Dagster's storage, the ledger, the dumps"),

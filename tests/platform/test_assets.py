@@ -74,6 +74,10 @@ def test_plan_mode_shows_every_node_and_changes_nothing(tmp_path, monkeypatch):
 
 def test_the_server_plan_names_the_oidc_provider_the_api_will_trust(tmp_path, monkeypatch):
     monkeypatch.setenv("PICLUSTER_OIDC_ISSUER_URL", "https://auth.home.example/realms/pi")
+    monkeypatch.setenv(
+        "PICLUSTER_OIDC_JWKS_URL",
+        "https://auth.home.example/realms/pi/protocol/openid-connect/certs",
+    )
     monkeypatch.setenv("PICLUSTER_OIDC_KUBECTL_CLIENT_ID", "pi-kubectl")
     result = dg.materialize(PLATFORM_ASSETS, resources=resources(tmp_path))
     assert result.success

@@ -180,6 +180,7 @@ def oidc_api(kube_control_plane, tmp_path_factory):
     access = load_access_settings(
         {
             "PICLUSTER_OIDC_ISSUER_URL": issuer.url,
+            "PICLUSTER_OIDC_JWKS_URL": issuer.url + "jwks",
             "PICLUSTER_OIDC_CLIENT_ID": GATEWAY_CLIENT_ID,
             "PICLUSTER_OIDC_KUBECTL_CLIENT_ID": KUBECTL_CLIENT_ID,
             "PICLUSTER_OIDC_GROUPS_CLAIM": GROUPS_CLAIM,

@@ -312,6 +312,7 @@ def test_secret_settings_in_k3s_files_are_masked_and_ours_pass_unchanged():
 PROVIDER = load_access_settings(
     {
         "PICLUSTER_OIDC_ISSUER_URL": "https://auth.home.example/application/o/pi/",
+        "PICLUSTER_OIDC_JWKS_URL": "https://auth.home.example/application/o/pi/jwks/",
         "PICLUSTER_OIDC_CLIENT_ID": "pi-cluster",
         "PICLUSTER_OIDC_USERNAME_CLAIM": "preferred_username",
     }
@@ -341,6 +342,7 @@ def test_the_api_takes_kubectls_own_client_as_audience_and_the_gateways_when_it_
     kubectl = load_access_settings(
         {
             "PICLUSTER_OIDC_ISSUER_URL": "https://auth.home.example/application/o/pi/",
+            "PICLUSTER_OIDC_JWKS_URL": "https://auth.home.example/application/o/pi/jwks/",
             "PICLUSTER_OIDC_CLIENT_ID": "pi-cluster",
             "PICLUSTER_OIDC_KUBECTL_CLIENT_ID": "pi-kubectl",
         }

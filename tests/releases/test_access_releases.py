@@ -383,6 +383,12 @@ BAD_SETTINGS = [
         "PICLUSTER_OIDC_KUBECTL_CLIENT_ID is set but empty",
     ),
     ({"PICLUSTER_OIDC_KUBECTL_CLIENT_ID": "kube ctl"}, "PICLUSTER_OIDC_KUBECTL_CLIENT_ID"),
+    # A chosen provider's keys: the example's would verify none of its tokens.
+    (
+        {"PICLUSTER_OIDC_ISSUER_URL": "https://sso.lan/realms/pi"},
+        "PICLUSTER_OIDC_JWKS_URL is not set",
+    ),
+    ({"PICLUSTER_OIDC_JWKS_URL": "http://sso.lan/certs"}, "PICLUSTER_OIDC_JWKS_URL"),
 ]
 
 
@@ -396,6 +402,7 @@ def test_the_provider_comes_from_the_settings():
     access = load_access_settings(
         {
             "PICLUSTER_OIDC_ISSUER_URL": "https://auth.home.example/application/o/pi/",
+            "PICLUSTER_OIDC_JWKS_URL": "https://auth.home.example/application/o/pi/jwks/",
             "PICLUSTER_OIDC_CLIENT_ID": "pi-gateway",
             "PICLUSTER_GATEWAY_DOMAIN": "home.example",
         }
@@ -441,8 +448,13 @@ def _groups_read_by_every_verifier() -> dict[str, tuple]:
         assert bound == data["groups_claim"], name
         (scope,) = data["oidc_scopes"]
         seen[f"openbao-{name}"] = (data["groups_claim"], scope)
-    # Grafana: which claim its role mapping finds the admins' group in.
-    path = roles.grafana_role_settings()["role_attribute_path"]
+    # Grafana: which claim its rendered role mapping finds the admins' group in.
+    (stack,) = [
+        h
+        for h in helmcharts(built["monitoring"])
+        if h["metadata"]["name"] == "kube-prometheus-stack"
+    ]
+    path = stack["spec"]["values"]["grafana"]["grafana.ini"]["auth.jwt"]["role_attribute_path"]
 
     def admin_by(claim: str) -> bool:
         try:
@@ -480,6 +492,9 @@ def test_every_verifier_reads_the_groups_from_the_one_claim_setting(
     monkeypatch, environ, claim, scope
 ):
     monkeypatch.setenv("PICLUSTER_OIDC_ISSUER_URL", "https://auth.home.example/application/o/pi/")
+    monkeypatch.setenv(
+        "PICLUSTER_OIDC_JWKS_URL", "https://auth.home.example/application/o/pi/jwks/"
+    )
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     seen = _groups_read_by_every_verifier()
@@ -488,6 +503,17 @@ def test_every_verifier_reads_the_groups_from_the_one_claim_setting(
         for verifier in seen
     }
     assert len(seen) == 7
+
+
+@pytest.mark.parametrize("name", ["ops", "lab", "dash"])
+def test_only_the_dash_gateway_passes_the_id_token_grafana_logs_in_with(name):
+    config = _gateway_config(name)
+    assert config["pass_authorization_header"] is (name == "dash")
+    # And keeps it live: renewed well inside a 5-minute ID token, so Grafana (which checks
+    # `exp`) never gets an expired one during the gateway's week-long session.
+    assert ("cookie_refresh" in config) is (name == "dash")
+    if name == "dash":
+        assert config["cookie_refresh"] == "1m"
 
 
 def test_the_gateways_ask_for_each_scope_once():

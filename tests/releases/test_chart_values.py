@@ -111,6 +111,8 @@ OAUTH2_PROXY_CONFIG = {
     "tls_key_file": str,
     "skip_provider_button": bool,
     "pass_user_headers": bool,
+    "pass_authorization_header": bool,
+    "cookie_refresh": str,
     "ssl_upstream_insecure_skip_verify": bool,
     "provider_ca_files": list,
     "use_system_trust_store": bool,

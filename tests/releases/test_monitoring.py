@@ -10,11 +10,13 @@ import json
 import urllib.parse
 from pathlib import Path
 
+import jmespath
 import kubernetes_validate
 import pytest
 
 from platform_assets.inventory import load_inventory
-from platform_assets.releases import catalogue, gateway, monitoring
+from platform_assets.releases import catalogue, gateway, monitoring, roles
+from platform_assets.releases.access_settings import load_access_settings
 from platform_assets.releases.spec import helmcharts, secret_manifests
 from tests.releases.test_rendering import K8S_SCHEMA, own_manifests
 
@@ -184,6 +186,105 @@ def test_the_model_of_grafanas_sub_path_redirects_the_charts_own_scrape_path():
     assert _grafana_hands_on("/metrics", server) is None
     assert _grafana_hands_on("/api/health", server) == "/api/health"
     assert _grafana_hands_on("/metrics", {}) == "/metrics"
+
+
+def test_grafana_lets_people_in_only_by_the_dash_gateways_id_token():
+    ini = VALUES["grafana"]["grafana.ini"]
+    jwt = ini["auth.jwt"]
+    # The token oauth2-proxy passes (pass_authorization_header), checked against the example
+    # provider's keys, issuer and the gateways' client id.
+    assert jwt["enabled"] is True
+    assert jwt["header_name"] == "Authorization"
+    assert jwt["jwk_set_url"] == (
+        "https://sso.picluster.lan/realms/picluster/protocol/openid-connect/certs"
+    )
+    assert json.loads(jwt["expect_claims"]) == {
+        "iss": "https://sso.picluster.lan/realms/picluster",
+        "aud": "piclusterops",
+    }
+    assert (jwt["username_claim"], jwt["email_claim"], jwt["auto_sign_up"]) == (
+        "email",
+        "email",
+        True,
+    )
+    # The roles table's mapping; nobody becomes a Grafana server admin through it.
+    assert jwt["role_attribute_path"] == roles.grafana_role_attribute_path("groups")
+    assert jwt["role_attribute_strict"] is True
+    assert jwt["allow_assign_grafana_admin"] is False
+    # No other way in.
+    assert ini["auth"]["disable_login_form"] is True
+    assert ini["auth"]["signout_redirect_url"] == "https://dash.picluster.lan/oauth2/sign_out"
+    assert ini["auth.basic"] == {"enabled": False}
+    assert ini["auth.anonymous"] == {"enabled": False}
+    assert not VALUES["grafana"]["sidecar"]["datasources"]["enabled"]
+    # The TLS settings of `server` survive the merge of the two grafana.ini blocks.
+    assert ini["server"]["protocol"] == "https"
+    # The LAN CA, for a provider on the LAN, beside the image's roots.
+    assert VALUES["grafana"]["env"] == {"SSL_CERT_DIR": monitoring.GRAFANA_TLS_DIR}
+
+
+def test_grafana_ini_values_pass_the_chart_and_grafana_unchanged():
+    """The chart renders every string value through `tpl`, and Grafana expands `$__env{...}`
+    and `${...}` in grafana.ini: neither may find anything to expand in ours."""
+    for section in VALUES["grafana"]["grafana.ini"].values():
+        for value in section.values():
+            assert "{{" not in str(value) and "$" not in str(value), value
+
+
+def _sample_id_token(groups: list[str] | None) -> dict:
+    """The claims of an ID token as the example provider would issue it to one person."""
+    claims = {
+        "iss": "https://sso.picluster.lan/realms/picluster",
+        "aud": "piclusterops",
+        "sub": "4b1c0d6e",
+        "email": "ada@picluster.lan",
+        "exp": 1_900_000_000,
+    }
+    return claims if groups is None else {**claims, "groups": groups}
+
+
+@pytest.mark.parametrize(
+    ("groups", "grafana_role"),
+    [
+        (["picluster-admins"], "Admin"),
+        (["picluster-devs", "picluster-guests"], "Editor"),
+        (["picluster-guests"], "Viewer"),
+        (["staff"], None),
+        ([], None),
+        (None, None),  # the provider sent no groups claim at all
+    ],
+    ids=["admin", "dev", "guest", "other-group", "no-group", "no-claim"],
+)
+def test_the_rendered_role_mapping_gives_each_role_its_grafana_role(groups, grafana_role):
+    path = VALUES["grafana"]["grafana.ini"]["auth.jwt"]["role_attribute_path"]
+    try:
+        found = jmespath.search(path, _sample_id_token(groups))
+    except jmespath.exceptions.JMESPathTypeError:  # Grafana's search errs too: no role
+        found = None
+    # None or false: no role, which role_attribute_strict turns into a refused login.
+    assert (found or None) == grafana_role
+
+
+def test_grafana_checks_the_token_of_the_provider_in_the_settings(monkeypatch):
+    monkeypatch.setenv("PICLUSTER_OIDC_ISSUER_URL", "https://auth.home.example/application/o/pi/")
+    monkeypatch.setenv(
+        "PICLUSTER_OIDC_JWKS_URL", "https://auth.home.example/application/o/pi/jwks/"
+    )
+    monkeypatch.setenv("PICLUSTER_OIDC_CLIENT_ID", "pi-gateway")
+    monkeypatch.setenv("PICLUSTER_OIDC_GROUPS_CLAIM", "cognito:groups")
+    monkeypatch.setenv("PICLUSTER_GATEWAY_DOMAIN", "home.example")
+    ini = monitoring.chart_values(INV)["grafana"]["grafana.ini"]
+    jwt = ini["auth.jwt"]
+    assert jwt["jwk_set_url"] == "https://auth.home.example/application/o/pi/jwks/"
+    assert json.loads(jwt["expect_claims"]) == {
+        "iss": "https://auth.home.example/application/o/pi/",
+        "aud": "pi-gateway",
+    }
+    assert jmespath.search(jwt["role_attribute_path"], {"cognito:groups": ["picluster-devs"]}) == (
+        "Editor"
+    )
+    assert ini["auth"]["signout_redirect_url"] == "https://dash.home.example/oauth2/sign_out"
+    assert load_access_settings().jwks_url == jwt["jwk_set_url"]
 
 
 def test_grafana_has_prometheus_and_loki_with_the_uids_the_dashboards_use():
