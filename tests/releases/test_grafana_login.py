@@ -192,6 +192,23 @@ def _sign_in_and_open_grafana(here: str, pki: Pki) -> requests.Response:
     return browser.get(f"{here}/grafana/d/cluster", verify=str(pki.ca_cert), timeout=20)
 
 
+def _headers_upstream_of(
+    name: str, issuer: Provider, pki: Pki, tmp: Path, service_registry
+) -> dict[str, str]:
+    """Signs `issuer.person` in through gateway `name` and opens Grafana's route: the headers
+    the one request that reached the upstream carried."""
+    upstream = Upstream()
+    proc, here = _start(name, issuer, pki, upstream, tmp, service_registry.log_dir / f"{name}.log")
+    try:
+        answer = _sign_in_and_open_grafana(here, pki)
+    finally:
+        proc.stop()
+        upstream.server.shutdown()
+    assert answer.status_code == 200, proc.log_path.read_text()[-2000:]
+    (headers,) = upstream.seen
+    return headers
+
+
 def _grafana_role(token: str, pki: Pki) -> str | None:
     """What Grafana's rendered [auth.jwt] makes of the token: verified as it verifies it (the
     keys at jwk_set_url, expect_claims, exp), then the role its mapping gives (None: refused,
@@ -225,17 +242,7 @@ def test_the_dash_gateway_hands_grafana_the_id_token_of_the_person_it_signed_in(
 ):
     issuer, pki = provider
     issuer.person = (email, groups)
-    upstream = Upstream()
-    proc, here = _start(
-        "dash", issuer, pki, upstream, tmp_path, service_registry.log_dir / "dash.log"
-    )
-    try:
-        answer = _sign_in_and_open_grafana(here, pki)
-    finally:
-        proc.stop()
-        upstream.server.shutdown()
-    assert answer.status_code == 200, proc.log_path.read_text()[-2000:]
-    (headers,) = upstream.seen
+    headers = _headers_upstream_of("dash", issuer, pki, tmp_path, service_registry)
     scheme, _, token = headers["Authorization"].partition(" ")
     # Grafana strips exactly this prefix (jwt.go, retrieveToken).
     assert scheme == "Bearer"
@@ -246,17 +253,7 @@ def test_the_dash_gateway_hands_grafana_the_id_token_of_the_person_it_signed_in(
 def test_only_the_dash_gateway_sends_the_token(provider, tmp_path, service_registry):
     issuer, pki = provider
     issuer.person = ("ada@picluster.lan", ["picluster-admins"])
-    upstream = Upstream()
-    proc, here = _start(
-        "ops", issuer, pki, upstream, tmp_path, service_registry.log_dir / "ops.log"
-    )
-    try:
-        answer = _sign_in_and_open_grafana(here, pki)
-    finally:
-        proc.stop()
-        upstream.server.shutdown()
-    assert answer.status_code == 200, proc.log_path.read_text()[-2000:]
-    (headers,) = upstream.seen
+    headers = _headers_upstream_of("ops", issuer, pki, tmp_path, service_registry)
     assert "Authorization" not in headers
     assert headers["X-Forwarded-Email"] == "ada@picluster.lan"  # it did sign the person in
 
