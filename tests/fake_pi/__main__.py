@@ -22,6 +22,7 @@ from tests.fake_pi.cluster import (
     FakeCluster,
     FakeClusterError,
 )
+from tests.harness.procs import default_signals
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".picluster" / "fake-cluster"
 
@@ -72,6 +73,8 @@ def hold_machine_lock(state_dir: Path) -> bool:
             ["sleep", "infinity"],
             pass_fds=(handle.fileno(),),
             start_new_session=True,
+            # `down` ends it with SIGTERM, which it must not inherit ignored (procs.py).
+            preexec_fn=default_signals,
             # Not this command's output: whoever reads it would wait for the `sleep` to end.
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

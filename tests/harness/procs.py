@@ -62,10 +62,24 @@ _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
+# Dispositions a server must not inherit. A CI job started in the background ignores SIGINT,
+# and every in-process Dagster run then leaves SIGTERM ignored as well (dagster._utils.interrupts
+# gives SIGTERM whatever SIGINT has); an ignored signal survives exec, so the server would
+# outlive stop() and the death of the session.
+_SIGNALS_RESET = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+def default_signals() -> None:
+    """Runs in the child before exec: the stop signals back to their defaults."""
+    for number in _SIGNALS_RESET:
+        signal.signal(number, signal.SIG_DFL)
+
+
 def _die_with_parent() -> None:
     """Runs in the child before exec: ask the kernel to SIGTERM it when the test session's
     process dies, so even a killed pytest (timeout, Ctrl-C twice, OOM) leaves no server behind.
     Set after the uid change (Popen's user= happens first), which would otherwise clear it."""
+    default_signals()
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
@@ -116,7 +130,7 @@ class ServiceProcess:
                 user=self.user,
                 group=self.user,
                 extra_groups=[] if self.user else None,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,
+                preexec_fn=_die_with_parent if self.die_with_parent else default_signals,
             )
         finally:
             log.close()

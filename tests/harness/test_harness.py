@@ -137,3 +137,17 @@ def test_service_reprs_shown_in_failures_carry_no_secrets():
     shown = repr(pg) + repr(s3) + repr(trino)
     assert "pg-secret-value" not in shown
     assert "s3-secret-value" not in shown
+
+
+def test_a_server_stops_on_sigterm_even_when_its_starter_ignores_it(tmp_path):
+    """A CI job started in the background ignores SIGINT, and Dagster's in-process runs then
+    leave SIGTERM ignored too (dagster._utils.interrupts gives SIGTERM SIGINT's handler). An
+    ignored signal survives exec: a server must not inherit it, or it outlives stop() and the
+    session's death."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        server = ServiceProcess("S", ["sleep", "300"], tmp_path / "s.log", stop_grace=5.0).start()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    server.stop()
+    assert server.proc.returncode == -signal.SIGTERM  # not the SIGKILL after the grace
