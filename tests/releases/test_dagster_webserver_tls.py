@@ -241,6 +241,16 @@ def _through(port: int, own: Path) -> requests.Response:
     )
 
 
+def _through_a_gateway(tmp_path, lan_ca, trusted_pem, name, upstreams, log_dir):
+    """One request through gateway `name` trusting `trusted_pem` for its upstreams, the gateway
+    stopped after it: the answer, and the stopped gateway (for its log)."""
+    proc, port, own = start_gateway(tmp_path, lan_ca, trusted_pem, name, INV, upstreams, log_dir)
+    try:
+        return _through(port, own), proc
+    finally:
+        proc.stop()
+
+
 @pytest.mark.parametrize(
     ("name", "upstream", "webserver"),
     [("ops", gateway.DAGSTER, "admin"), ("dash", gateway.DAGSTER_READ_ONLY, "read-only")],
@@ -250,13 +260,9 @@ def test_the_gateway_reaches_its_webserver_verifying_the_lan_ca(
 ):
     ports, _ = webservers
     log_dir = service_registry.log_dir / f"gateway-{name}-dagster"
-    proc, port, own = start_gateway(
-        tmp_path, lan_ca, lan_ca.pem(), name, INV, {upstream: ports[webserver]}, log_dir
+    answer, _ = _through_a_gateway(
+        tmp_path, lan_ca, lan_ca.pem(), name, {upstream: ports[webserver]}, log_dir
     )
-    try:
-        answer = _through(port, own)
-    finally:
-        proc.stop()
     assert answer.status_code == 200, answer.text[:300]
     assert answer.json()["dagster_webserver_version"] == release.DAGSTER_VERSION
 
@@ -271,13 +277,9 @@ def test_a_gateway_trusting_another_ca_refuses_the_webserver(
     ports, _ = webservers
     other = new_ca("some other CA").pem()
     log_dir = service_registry.log_dir / f"gateway-{name}-dagster-untrusted"
-    proc, port, own = start_gateway(
-        tmp_path, lan_ca, other, name, INV, {upstream: ports[webserver]}, log_dir
+    answer, proc = _through_a_gateway(
+        tmp_path, lan_ca, other, name, {upstream: ports[webserver]}, log_dir
     )
-    try:
-        answer = _through(port, own)
-    finally:
-        proc.stop()
     assert answer.status_code == 502
     assert "certificate signed by unknown authority" in proc.log_path.read_text()
 
@@ -357,6 +359,7 @@ def test_a_renewed_certificate_is_served_without_a_restart(lan_ca, tmp_path):
     files = ("tls.crt", "tls.key")
     mount = secret_volume(tmp_path / "mount", {f: (first / f).read_bytes() for f in files})
     cert, key = mount / "tls.crt", mount / "tls.key"
+    loaded = entry._stamp(cert, key)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     ca = first / lan_tls.CA_KEY
@@ -368,7 +371,7 @@ def test_a_renewed_certificate_is_served_without_a_restart(lan_ca, tmp_path):
 
     assert _served_serial(context, ca) == serial(first)
     threading.Thread(
-        target=entry.reload_when_renewed, args=(context, cert, key, 0.1), daemon=True
+        target=entry.reload_when_renewed, args=(context, cert, key, loaded, 0.1), daemon=True
     ).start()
     time.sleep(0.3)
     swapped = mount / "..2026_12_02_00_00_00.000000001"
