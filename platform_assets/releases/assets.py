@@ -394,6 +394,8 @@ def rollback_release_op(
     spec, run_id = earlier_spec(context.instance, config.release, config.back)
     inv = inventory_file.load()
     release = next(r for r in catalogue.releases(inv) if r.name == config.release)
+    # As before an apply: the spec restored may read a Secret only an admin makes.
+    _require_admin_secrets(kubernetes, [release])
     # The same path as an apply: Secrets kept, a dry run to see what changes, then the apply.
     planned, _, before = cluster.apply(kubernetes, release, spec)
     restored = {m["metadata"]["name"] for m in spec}

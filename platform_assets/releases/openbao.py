@@ -24,6 +24,7 @@ from platform_assets.inventory import Inventory
 from platform_assets.releases import roles
 from platform_assets.releases.access_settings import AccessSettings, load_access_settings
 from platform_assets.releases.spec import (
+    AdminSecret,
     Chart,
     Container,
     GeneratedSecret,
@@ -262,4 +263,15 @@ def secrets(inv: Inventory) -> Release:
         ),
         needs=("network_zones",),
         secrets=(GeneratedSecret(name=SEAL_SECRET, namespace=NAMESPACE, keys=(SEAL_KEY,)),),
+        # The server reads it into BAO_OIDC_CLIENT_SECRET at start: without it the pod never
+        # starts (a Secret reference of a container's environment is not optional).
+        admin_secrets=(
+            AdminSecret(
+                name=OIDC_SECRET,
+                namespace=NAMESPACE,
+                keys=(("client_secret", "the client secret the OIDC provider issued OpenBao"),),
+                needed_by="OpenBao's server (people's OIDC logins)",
+                guide="docs/roles/admin.md, 'What only an admin does, once', step 1",
+            ),
+        ),
     )

@@ -2,7 +2,8 @@
 or applies: the monitoring release with alert receivers configured refuses while
 `monitoring/alertmanager-receiver` is missing or lacks a key a receiver needs, naming the
 Secret, its namespace, the keys and the kubectl command that makes it (placeholders, never a
-value); with the Secret complete, or with no receiver configured, it plans.
+value); with the Secret complete, or with no receiver configured, it plans. The secrets release
+(OpenBao) waits the same way for `secrets/openbao-oidc`, and a rollback is checked as an apply.
 
 What is real: the API server answering for the Secret and its namespace, the releases asset as
 the UI runs it. No chart is rendered and no container runs (see test_control_plane.py).
@@ -13,16 +14,19 @@ import base64
 import dagster as dg
 import pytest
 
-from platform_assets.releases import alert_receiver, catalogue, secrets
-from platform_assets.releases.spec import CHART_NAMESPACE, AdminSecret, Release
+from platform_assets.releases import alert_receiver, catalogue, openbao, secrets
+from platform_assets.releases.assets import rollback_release
+from platform_assets.releases.spec import CHART_NAMESPACE, AdminSecret, Release, helmcharts
 from tests.releases.test_alert_receiver import MAIL
 from tests.releases.test_control_plane import (  # noqa: F401 (the module's kube fixture)
     HC,
     INV,
     TEST_MANAGER,
     kube,
+    resources,
     run,
 )
+from tests.releases.test_release_assets import _record
 
 pytestmark = pytest.mark.service
 
@@ -52,12 +56,12 @@ def receivers(monkeypatch, kube):  # noqa: F811
     kube.delete("v1", "Secret", SECRET, NAMESPACE)  # other modules plan without receivers
 
 
-def _admin_makes(kube, data: dict[str, str]):  # noqa: F811
+def _admin_makes(kube, data: dict[str, str], name=SECRET, namespace=NAMESPACE):  # noqa: F811
     kube.apply(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": SECRET, "namespace": NAMESPACE},
+            "metadata": {"name": name, "namespace": namespace},
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
         },
         field_manager=TEST_MANAGER,
@@ -156,3 +160,55 @@ def test_a_secret_in_a_namespace_not_made_yet_starts_the_command_with_the_namesp
         "\n  kubectl create namespace admin-secret-test && "
         "kubectl -n admin-secret-test create secret generic hook --from-literal=url='<the URL>'"
     )
+
+
+def test_the_secrets_release_waits_for_openbaos_oidc_client_secret(kube, capsys):  # noqa: F811
+    # OpenBao's server reads it into its environment at start: without it the pod never starts.
+    oidc, ns = openbao.OIDC_SECRET, openbao.NAMESPACE
+    kube.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        field_manager=TEST_MANAGER,
+    )
+    kube.delete("v1", "Secret", oidc, ns)
+    refused = _error(run(kube, ["secrets"]))
+    assert (
+        "secrets: Secret secrets/openbao-oidc does not exist; OpenBao's server (people's OIDC "
+        "logins) needs it with the keys client_secret (docs/roles/admin.md, 'What only an admin "
+        "does, once', step 1). An admin creates it:\n  kubectl -n secrets create secret generic "
+        "openbao-oidc --from-literal=client_secret='<the client secret the OIDC provider issued "
+        "OpenBao>'"
+    ) in refused
+    client_secret = "oidc-client-secret-5d0e3a"  # noqa: S105 (the test's own stand-in)
+    _admin_makes(kube, {"client_secret": client_secret}, oidc, ns)
+    try:
+        with dg.instance_for_test() as instance:
+            result = run(kube, ["secrets"], instance=instance)
+            records = "\n".join(dg.serialize_value(e) for e in instance.all_logs(result.run_id))
+        assert result.success
+        printed = capsys.readouterr()
+        assert client_secret not in records + printed.out + printed.err
+    finally:
+        kube.delete("v1", "Secret", oidc, ns)
+
+
+def test_a_rollback_is_refused_while_a_secret_it_needs_is_missing(receivers):
+    (monitoring,) = [r for r in catalogue.releases(INV) if r.name == "monitoring"]
+    spec = helmcharts(monitoring)
+    before = _stack_version(receivers)
+    with dg.instance_for_test() as instance:
+        for _ in range(2):  # two recorded applies: one to go back to
+            _record(instance, "monitoring", spec)
+        result = rollback_release.execute_in_process(
+            run_config={
+                "ops": {"rollback_release_op": {"config": {"release": "monitoring", "wait_s": 0}}}
+            },
+            resources=resources(receivers),
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not result.success
+    error = str(result.failure_data_for_node("rollback_release_op").error)
+    assert "monitoring: Secret monitoring/alertmanager-receiver does not exist" in error
+    assert "nothing was planned or applied" in error
+    assert result.get_asset_materialization_events() == []
+    assert _stack_version(receivers) == before
