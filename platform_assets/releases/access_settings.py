@@ -59,6 +59,9 @@ class AccessSettings:
     # The provider's signing keys (its discovery document's `jwks_uri`): Grafana verifies the
     # ID token the dash gateway passes it against them.
     jwks_url: str = DEFAULT_JWKS_URL
+    # Whether logins that renew their tokens ask for `offline_access`: Dex, authentik, Auth0 and
+    # Okta issue a refresh token only for that scope (Keycloak issues one without it).
+    offline_access: bool = False
 
     def __post_init__(self):
         if not self.kubectl_client_id:
@@ -138,6 +141,7 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
         expected="the https URL of the provider's signing keys, the `jwks_uri` of its "
         "/.well-known/openid-configuration (Grafana verifies the ID token with them)",
     )
+    offline_access = read.flag("OIDC_OFFLINE_ACCESS", False)
     return AccessSettings(
         issuer,
         client_id,
@@ -148,4 +152,5 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
         groups_claim=groups_claim,
         groups_scope=groups_scope,
         jwks_url=jwks_url,
+        offline_access=offline_access,
     )

@@ -92,13 +92,15 @@ def _toml(value) -> str:
 def config_file(g: Gateway, access: AccessSettings) -> str:
     """oauth2-proxy's configuration file (TOML) for one gateway."""
     host = access.host(g.name)
+    renews = g.name == "dash"  # its ID token goes to Grafana, which checks its `exp`
     settings = {
         "provider": "oidc",
         "oidc_issuer_url": access.issuer_url,
         "client_id": access.client_id,
         "client_secret_file": SECRET_FILE,
         "redirect_url": f"https://{host}/oauth2/callback",
-        "scope": " ".join(dict.fromkeys(("openid", "email", "profile", access.groups_scope))),
+        "scope": " ".join(dict.fromkeys(("openid", "email", "profile", access.groups_scope)))
+        + (" offline_access" if renews and access.offline_access else ""),
         "oidc_groups_claim": access.groups_claim,
         "allowed_groups": roles.groups_for_gateway(g.name),
         "email_domains": ["*"],
@@ -118,7 +120,10 @@ def config_file(g: Gateway, access: AccessSettings) -> str:
         # for minutes (Keycloak's default is 5), while the gateway's session lasts a week. So
         # `dash` renews the tokens with the refresh token once its session is older than this
         # (on the next request), and Grafana never sees an expired one.
-        **({"cookie_refresh": SESSION_REFRESH} if g.name == "dash" else {}),
+        # The renewal needs a refresh token, which some providers issue only for the scope
+        # `offline_access` (PICLUSTER_OIDC_OFFLINE_ACCESS); the other gateways never renew, so
+        # they never ask for one.
+        **({"cookie_refresh": SESSION_REFRESH} if renews else {}),
         # Every gateway verifies every HTTPS upstream against the LAN CA (NiFi's too: nifi.py);
         # said, not left to the default, since one upstream without a certificate of ours
         # would take the whole gateway's verification with it (the option is per gateway).

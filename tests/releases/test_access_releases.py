@@ -524,6 +524,22 @@ def test_the_gateways_ask_for_each_scope_once():
     assert config["scope"] == "openid email profile"
 
 
+@pytest.mark.parametrize("offline", [False, True], ids=["unset", "offline-access"])
+def test_only_the_gateway_that_renews_asks_for_offline_access_and_only_when_set(offline):
+    import tomllib
+
+    environ = {"PICLUSTER_OIDC_OFFLINE_ACCESS": "true"} if offline else {}
+    access = load_access_settings(environ)
+    for g in gateway.gateways(INV):
+        scopes = tomllib.loads(gateway.config_file(g, access))["scope"].split()
+        assert ("offline_access" in scopes) is (offline and g.name == "dash"), g.name
+
+
+def test_a_bad_offline_access_setting_is_refused_naming_it():
+    with pytest.raises(SettingsError, match="PICLUSTER_OIDC_OFFLINE_ACCESS='maybe' is not valid"):
+        load_access_settings({"PICLUSTER_OIDC_OFFLINE_ACCESS": "maybe"})
+
+
 def test_the_roles_table_and_the_gateways_agree():
     names = {g.name for g in gateway.gateways(INV)}
     assert {g for r in roles.ROLES for g in r.gateways} == names

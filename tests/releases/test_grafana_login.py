@@ -3,6 +3,9 @@
 provider (no real one runs here; it signs RS256 ID tokens and serves its key set): a person
 signs in at the provider, the gateway forwards their request, and what reaches Grafana's place
 is the ID token Grafana's rendered `[auth.jwt]` expects, mapped to that person's Grafana role.
+Once the gateway's session is older than its `cookie_refresh`, it renews that token with the
+provider's refresh token, which the provider issues (as Dex, authentik, Auth0 and Okta do) only
+to a login that asked for `offline_access`.
 
 The gateways' configuration files are the rendered ones, changed only where the test has no
 cluster (as in test_backend_tls.py): addresses on loopback, the provider's endpoints given
@@ -15,6 +18,7 @@ here (none can be built or fetched): its side is its rendered `grafana.ini`, app
 import http.server
 import json
 import threading
+import time
 import tomllib
 import urllib.parse
 from pathlib import Path
@@ -35,17 +39,21 @@ from tests.releases.test_access_releases import INV
 pytestmark = pytest.mark.service
 
 CLIENT_ID = "piclusterops"  # the example settings' gateways' client
+REFRESH_TOKEN = "the-refresh-token"  # noqa: S105 (the fake provider's own)
 
 
 class Provider(Issuer):
     """A fake OIDC provider's side of a code flow: /authorize sends the browser straight back
     with a code (no login page), /token exchanges that code for an ID token of the person this
-    provider is told to sign in."""
+    provider is told to sign in, with a refresh token only when the login asked for
+    `offline_access`, and exchanges that refresh token for a new ID token."""
 
     def __init__(self, pki: Pki):
         super().__init__(pki)
         self.person: tuple[str, list[str]] = ("", [])
         self.issued: list[str] = []
+        self.scopes: list[str] = []  # each login's requested scope, in order
+        self.refreshed = 0
         base = urllib.parse.urlsplit(self.url).path
         provider = self
         handler = self.server.RequestHandlerClass
@@ -57,6 +65,7 @@ class Provider(Issuer):
                 return get_page(req)
             query = dict(urllib.parse.parse_qsl(url.query))
             provider.nonce = query.get("nonce", "")
+            provider.scopes.append(query.get("scope", ""))
             back = f"{query['redirect_uri']}?code=the-code&state={query['state']}"
             req.send_response(302)
             req.send_header("Location", back)
@@ -65,21 +74,27 @@ class Provider(Issuer):
 
         def do_post(req):
             form = urllib.parse.parse_qs(req.rfile.read(int(req.headers["Content-Length"])))
-            if form.get(b"code") != [b"the-code"]:
+            offline = "offline_access" in provider.scopes[-1].split()
+            if form.get(b"grant_type") == [b"refresh_token"]:
+                good = offline and form.get(b"refresh_token") == [REFRESH_TOKEN.encode()]
+                provider.refreshed += good
+            else:
+                good = form.get(b"code") == [b"the-code"]
+            if not good:
                 req.send_response(400)
                 req.send_header("Content-Length", "0")
                 req.end_headers()
                 return
             token = provider.token(*provider.person)
             provider.issued.append(token)
-            body = json.dumps(
-                {
-                    "access_token": "opaque",
-                    "token_type": "Bearer",
-                    "expires_in": 600,
-                    "id_token": token,
-                }
-            ).encode()
+            answer = {
+                "access_token": "opaque",
+                "token_type": "Bearer",
+                "expires_in": 600,
+                "id_token": token,
+            }
+            body = json.dumps(answer | ({"refresh_token": REFRESH_TOKEN} if offline else {}))
+            body = body.encode()
             req.send_response(200)
             req.send_header("Content-Type", "application/json")
             req.send_header("Content-Length", str(len(body)))
@@ -139,7 +154,9 @@ def provider(tmp_path_factory):
     issuer.server.shutdown()
 
 
-def _start(name: str, provider: Provider, pki: Pki, upstream: Upstream, tmp: Path, log: Path):
+def _start(
+    name: str, provider: Provider, pki: Pki, upstream: Upstream, tmp: Path, log: Path, **changed
+):
     (g,) = [g for g in gateway.gateways(INV) if g.name == name]
     config = tomllib.loads(gateway.config_file(g, load_access_settings()))
     own = pki.server(f"gateway-{name}", ips=(LOOPBACK,), dns=("localhost",))
@@ -161,6 +178,7 @@ def _start(name: str, provider: Provider, pki: Pki, upstream: Upstream, tmp: Pat
         oidc_jwks_url=provider.url + "jwks",
         provider_ca_files=[str(pki.ca_cert)],
         ssl_upstream_insecure_skip_verify=False,
+        **changed,
     )
     (tmp / "oauth2-proxy.cfg").write_text(
         "".join(f"{k} = {gateway._toml(v)}\n" for k, v in config.items())
@@ -268,3 +286,52 @@ def test_grafana_refuses_a_token_for_another_client(provider):
     token = issuer.token("ada@picluster.lan", ["picluster-admins"], audience="picluster-kubectl")
     with pytest.raises(jwt.InvalidAudienceError):
         _grafana_role(token, pki)
+
+
+def _tokens_of_two_visits(issuer: Provider, pki: Pki, tmp: Path, service_registry) -> list[str]:
+    """One person's browser opening Grafana's route through `dash` twice, the second time once
+    the session is older than its `cookie_refresh`: the ID token each request reached Grafana's
+    place with. The rendered interval (1m) is shortened to 1s, so the test need not wait a
+    minute: what is under test is whether the renewal happens, not after how long."""
+    upstream = Upstream()
+    log = service_registry.log_dir / "dash-renewal.log"
+    proc, here = _start("dash", issuer, pki, upstream, tmp, log, cookie_refresh="1s")
+    try:
+        browser = requests.Session()
+        for _ in range(2):
+            answer = browser.get(f"{here}/grafana/d/cluster", verify=str(pki.ca_cert), timeout=20)
+            assert answer.status_code == 200, proc.log_path.read_text()[-2000:]
+            time.sleep(2)  # the token's iat moves on by whole seconds
+    finally:
+        proc.stop()
+        upstream.server.shutdown()
+    return [h["Authorization"].removeprefix("Bearer ") for h in upstream.seen]
+
+
+def test_with_offline_access_the_dash_gateway_renews_the_token_grafana_checks(
+    provider, tmp_path, service_registry, monkeypatch
+):
+    issuer, pki = provider
+    issuer.person = ("ada@picluster.lan", ["picluster-admins"])
+    monkeypatch.setenv("PICLUSTER_OIDC_OFFLINE_ACCESS", "true")
+    refreshed = issuer.refreshed
+    first, second = _tokens_of_two_visits(issuer, pki, tmp_path, service_registry)
+    assert "offline_access" in issuer.scopes[-1].split()
+    assert issuer.refreshed == refreshed + 1
+    assert second == issuer.issued[-1] != first  # a new ID token from the refresh token
+    assert _grafana_role(second, pki) == "Admin"
+
+
+def test_without_offline_access_such_a_provider_gives_nothing_to_renew_with(
+    provider, tmp_path, service_registry, monkeypatch
+):
+    # What the setting is for: the same provider, the login asking without it, issues no
+    # refresh token, so Grafana keeps getting the first ID token until it expires.
+    issuer, pki = provider
+    issuer.person = ("ada@picluster.lan", ["picluster-admins"])
+    monkeypatch.delenv("PICLUSTER_OIDC_OFFLINE_ACCESS", raising=False)
+    refreshed = issuer.refreshed
+    first, second = _tokens_of_two_visits(issuer, pki, tmp_path, service_registry)
+    assert "offline_access" not in issuer.scopes[-1].split()
+    assert issuer.refreshed == refreshed
+    assert second == first
