@@ -324,8 +324,10 @@ def test_a_configured_but_missing_certificate_stops_the_webserver_naming_it(tmp_
     assert str(tmp_path / "tls.crt") in done.stderr
 
 
-def _served_serial(context: ssl.SSLContext, ca: Path) -> int:
-    """The serial of the certificate `context` presents to a new connection."""
+def _served_serial(context: ssl.SSLContext, ca: Path, name: str | None = None) -> int:
+    """The serial of the certificate `context` presents to a new connection from a client that
+    asks for `name` (SNI), or, with None, sends no name at all: one dialing an address, such as
+    the kubelet's probe of the pod's IP."""
     with socket.create_server((LOOPBACK, 0)) as listener:
         port = listener.getsockname()[1]
 
@@ -340,9 +342,9 @@ def _served_serial(context: ssl.SSLContext, ca: Path) -> int:
         server = threading.Thread(target=accept_once)
         server.start()
         client = ssl.create_default_context(cafile=str(ca))
+        client.check_hostname = name is not None  # the chain is verified either way
         with client.wrap_socket(
-            socket.create_connection((LOOPBACK, port), timeout=10),
-            server_hostname=handover.SERVER_NAME,
+            socket.create_connection((LOOPBACK, port), timeout=10), server_hostname=name
         ) as tls:
             der = tls.getpeercert(binary_form=True)
         server.join(10)
@@ -369,7 +371,7 @@ def test_a_renewed_certificate_is_served_without_a_restart(lan_ca, tmp_path):
 
         return x509.load_pem_x509_certificate((directory / "tls.crt").read_bytes()).serial_number
 
-    assert _served_serial(context, ca) == serial(first)
+    assert _served_serial(context, ca, handover.SERVER_NAME) == serial(first)
     threading.Thread(
         target=entry.reload_when_renewed, args=(context, cert, key, loaded, 0.1), daemon=True
     ).start()
@@ -381,9 +383,12 @@ def test_a_renewed_certificate_is_served_without_a_restart(lan_ca, tmp_path):
     (mount / "..data_tmp").symlink_to(swapped.name)
     os.replace(mount / "..data_tmp", mount / "..data")
     deadline = time.monotonic() + 10
-    while _served_serial(context, ca) != serial(renewed):
+    while _served_serial(context, ca, handover.SERVER_NAME) != serial(renewed):
         assert time.monotonic() < deadline, "the renewed certificate was never served"
         time.sleep(0.2)
+    # The handshake's server-name callback runs for a client that names no server too
+    # (OpenSSL calls it for every ClientHello), so it gets the renewed certificate as well.
+    assert _served_serial(context, ca, None) == serial(renewed)
 
 
 def test_the_charts_command_finds_our_entry_and_it_takes_dagsters_own_arguments():
