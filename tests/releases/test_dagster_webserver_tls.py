@@ -251,10 +251,15 @@ def _through_a_gateway(tmp_path, lan_ca, trusted_pem, name, upstreams, log_dir):
         proc.stop()
 
 
-@pytest.mark.parametrize(
+# Each webserver and the gateway in front of it: the admin one behind `ops`, the read-only one
+# behind `dash`.
+GATEWAYS_OF_EACH_WEBSERVER = pytest.mark.parametrize(
     ("name", "upstream", "webserver"),
     [("ops", gateway.DAGSTER, "admin"), ("dash", gateway.DAGSTER_READ_ONLY, "read-only")],
 )
+
+
+@GATEWAYS_OF_EACH_WEBSERVER
 def test_the_gateway_reaches_its_webserver_verifying_the_lan_ca(
     webservers, lan_ca, tmp_path, service_registry, name, upstream, webserver
 ):
@@ -267,10 +272,7 @@ def test_the_gateway_reaches_its_webserver_verifying_the_lan_ca(
     assert answer.json()["dagster_webserver_version"] == release.DAGSTER_VERSION
 
 
-@pytest.mark.parametrize(
-    ("name", "upstream", "webserver"),
-    [("ops", gateway.DAGSTER, "admin"), ("dash", gateway.DAGSTER_READ_ONLY, "read-only")],
-)
+@GATEWAYS_OF_EACH_WEBSERVER
 def test_a_gateway_trusting_another_ca_refuses_the_webserver(
     webservers, lan_ca, tmp_path, service_registry, name, upstream, webserver
 ):
